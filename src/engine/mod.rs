@@ -1,0 +1,740 @@
+//! The wiring: one loop that polls the source, decodes, windows, hands each
+//! closed window to `window_job`, and commits that window's outputs with the
+//! source offsets in one Kafka transaction.
+//!
+//! Offsets: the committed position of a partition never passes an event that
+//! is still in an open window, so a restart re-reads exactly what was not
+//! finalised. Dead letters ride in the next transaction with the offsets that
+//! step over them, so a bad event is neither lost nor written twice.
+
+mod window_job;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge, histogram};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::audit::{self, AuditLog};
+use crate::drift::{DriftMonitor, DriftState};
+use crate::generate::{ModelRecord, ModelRegistry, RegistryError};
+use crate::schema::decode::EventDecoder;
+use crate::schema::{RecordSchema, SchemaError, arrow_table, encode};
+use crate::sink::{OutRecord, Publisher, SinkError};
+use crate::telemetry as t;
+use crate::topology::Topology;
+use crate::window::{Windower, sql};
+
+/// Decoded rows are handed to the windower in batches of this size.
+const DECODE_BATCH: usize = 4096;
+/// Dead letters wait at most this long for a window to close before they are
+/// committed in a transaction of their own.
+const DEAD_LETTER_MAX_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("topology problem(s):\n  - {}", .0.join("\n  - "))]
+    Check(Vec<String>),
+    #[error("kafka consumer: {0}")]
+    Consumer(rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Sink(Box<SinkError>),
+    #[error(transparent)]
+    Sql(#[from] sql::SqlError),
+    #[error("training table: {0}")]
+    Convert(arrow_table::ConvertError),
+    #[error(transparent)]
+    Registry(RegistryError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+    #[error("generator: {0}")]
+    Generate(String),
+    #[error("gate: {0}")]
+    Gate(String),
+    #[error("encoding synthetic records: {0}")]
+    Encode(encode::EncodeError),
+}
+
+impl From<SinkError> for EngineError {
+    fn from(e: SinkError) -> Self {
+        EngineError::Sink(Box::new(e))
+    }
+}
+
+/// What the engine reports while it runs (the demo prints these).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    WindowClosed {
+        index: u64,
+        start_ms: i64,
+        events: usize,
+        training_rows: usize,
+    },
+    WindowSkipped {
+        index: u64,
+        rows: usize,
+        min_rows: usize,
+    },
+    Drift {
+        index: u64,
+        state: DriftState,
+        drifting: Vec<String>,
+        refit: bool,
+    },
+    Fitted {
+        version: u64,
+        reason: &'static str,
+        train_rows: usize,
+        holdout_rows: usize,
+        sha256: String,
+    },
+    Gate {
+        version: u64,
+        attempt: usize,
+        passed: bool,
+        operators: usize,
+        failed: Vec<String>,
+    },
+    Published {
+        batch_id: String,
+        records: usize,
+        version: u64,
+    },
+    Quarantined {
+        batch_id: String,
+        failed: Vec<String>,
+    },
+    Committed {
+        records: usize,
+        dead_letters: usize,
+    },
+}
+
+/// Bounds and controls for one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this many windows were processed.
+    pub max_windows: Option<u64>,
+    /// Treat the stream as ended after this long without a message: close
+    /// every open window, process and commit them, and stop.
+    pub idle_exit: Option<Duration>,
+    /// Stop (gracefully, keeping open windows for the next run) after this long.
+    pub duration: Option<Duration>,
+    /// Set from outside (Ctrl-C) to stop gracefully.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Totals of a run, printed by the CLI and asserted by tests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub events_in: u64,
+    pub dead_lettered: u64,
+    pub late: u64,
+    /// Events re-read after a restart that the previous run had already
+    /// finalised (in a closed window or as a dead letter): skipped, not counted twice.
+    pub replayed: u64,
+    pub windows_closed: u64,
+    pub windows_skipped: u64,
+    pub refits: u64,
+    pub drift_windows: u64,
+    pub batches_published: u64,
+    pub batches_quarantined: u64,
+    pub records_published: u64,
+    pub transactions: u64,
+    pub deployed_version: Option<u64>,
+    pub elapsed_secs: f64,
+}
+
+/// Everything `check` verifies without touching Kafka: schemas load, the event
+/// time field exists, the SQL plans, and its output can fill the output schema.
+pub fn check_offline(
+    topology: &Topology,
+    rt: &tokio::runtime::Handle,
+) -> Result<(RecordSchema, RecordSchema), Vec<String>> {
+    let mut problems = Vec::new();
+    let source =
+        RecordSchema::load(&topology.source.schema).map_err(|e| format!("source.schema: {e}"));
+    let output =
+        RecordSchema::load(&topology.output.schema).map_err(|e| format!("output.schema: {e}"));
+    let (source, output) = match (source, output) {
+        (Ok(s), Ok(o)) => (s, o),
+        (s, o) => {
+            problems.extend(s.err());
+            problems.extend(o.err());
+            return Err(problems);
+        }
+    };
+    match source.field_index(&topology.source.event_time_field) {
+        None => problems.push(format!(
+            "source.event_time_field: {:?} is not a field of {}",
+            topology.source.event_time_field,
+            topology.source.schema.display()
+        )),
+        Some(i)
+            if !matches!(
+                source.fields[i].kind,
+                crate::schema::FieldKind::TimestampMillis
+                    | crate::schema::FieldKind::Long
+                    | crate::schema::FieldKind::Int
+            ) =>
+        {
+            problems.push(format!(
+                "source.event_time_field: {:?} must be timestamp-millis or long (ms), is {:?}",
+                topology.source.event_time_field, source.fields[i].kind
+            ))
+        }
+        Some(_) => {}
+    }
+    match rt.block_on(sql::output_schema(
+        source.arrow_schema(),
+        &topology.window.table,
+        &topology.window.sql,
+    )) {
+        Err(e) => problems.push(e.to_string()),
+        Ok(training) => {
+            if training
+                .field_with_name(&topology.model.entity_column)
+                .is_err()
+            {
+                problems.push(format!(
+                    "model.entity_column: {:?} is not a column of the training table (window.sql)",
+                    topology.model.entity_column
+                ));
+            }
+            problems.extend(encode::check_output_matches(
+                &output,
+                &training,
+                &topology.model.id_columns,
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok((source, output))
+    } else {
+        Err(problems)
+    }
+}
+
+/// Client callbacks: reaching the end of a partition is routine here (it marks
+/// the partition caught up), not an error worth a log line.
+pub struct EngineContext;
+
+impl rdkafka::ClientContext for EngineContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            warn!(error = %error, reason, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EngineContext {}
+
+type EngineConsumer = BaseConsumer<EngineContext>;
+
+fn consumer(topology: &Topology, brokers: &str) -> Result<EngineConsumer, EngineError> {
+    let mut config = ClientConfig::new();
+    for (k, v) in &topology.kafka.properties {
+        config.set(k, v);
+    }
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", &topology.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    config
+        .create_with_context(EngineContext)
+        .map_err(EngineError::Consumer)
+}
+
+struct Pending {
+    dead_letters: Vec<OutRecord>,
+    since: Option<Instant>,
+}
+
+/// Runs the pipeline until a bound in `options` is reached.
+pub fn run(
+    topology: &Topology,
+    brokers: &str,
+    options: &RunOptions,
+    rt: &tokio::runtime::Handle,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunSummary, EngineError> {
+    let started = Instant::now();
+    let (source_schema, output_schema) = check_offline(topology, rt).map_err(EngineError::Check)?;
+    let source_schema = Arc::new(source_schema);
+    let arrow_schema = source_schema.arrow_schema();
+    let name = topology.name.clone();
+    let mut decoder = EventDecoder::new(
+        source_schema.clone(),
+        topology.source.format,
+        &topology.source.event_time_field,
+    )
+    .ok_or_else(|| EngineError::Check(vec!["source.event_time_field: unusable".into()]))?;
+    let mut windower = Windower::new(
+        (topology.window.size_secs * 1000) as i64,
+        (topology.window.watermark_delay_secs * 1000) as i64,
+    );
+    let registry =
+        ModelRegistry::open(&topology.audit.dir, &name).map_err(EngineError::Registry)?;
+    let mut deployed: Option<ModelRecord> = registry.deployed().map_err(EngineError::Registry)?;
+    let mut audit_log = AuditLog::open(&topology.audit.dir.join("audit.jsonl"))?;
+    let mut monitor = DriftMonitor::new(&topology.drift);
+    let publisher = Publisher::new(
+        brokers,
+        &topology.transactional_id(),
+        &topology.kafka.properties,
+    )?;
+    let consumer = consumer(topology, brokers)?;
+    consumer
+        .subscribe(&[topology.kafka.source_topic.as_str()])
+        .map_err(EngineError::Consumer)?;
+    audit_log.append(
+        &name,
+        "engine_started",
+        serde_json::json!({"deployed_version": deployed.as_ref().map(|m| m.version),
+                           "engine_version": env!("CARGO_PKG_VERSION"), "source_topic": topology.kafka.source_topic}),
+    )?;
+    info!(topology = %name, brokers, deployed = ?deployed.as_ref().map(|m| m.version), "engine started");
+
+    let resume = resume_state(
+        &consumer,
+        &topology.kafka.source_topic,
+        &topology.kafka.group_id,
+    )?;
+    if let Some(ct) = resume.closed_through_ms {
+        windower.restore(ct);
+    }
+    let mut summary = RunSummary::default();
+    let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut pending = Pending {
+        dead_letters: Vec::new(),
+        since: None,
+    };
+    let mut last_message = Instant::now();
+    let mut window_index: u64 = 0;
+    let mut assigned: Vec<i32> = Vec::new();
+    let source_topic = topology.kafka.source_topic.clone();
+
+    loop {
+        let mut end_of_stream = false;
+        let mut stop = options.stop.load(Ordering::Relaxed)
+            || options.duration.is_some_and(|d| started.elapsed() >= d)
+            || options
+                .max_windows
+                .is_some_and(|m| summary.windows_closed >= m);
+        if !stop {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(msg)) => {
+                    last_message = Instant::now();
+                    windower.mark_active(msg.partition());
+                    summary.events_in += 1;
+                    counter!(t::EVENTS_IN, "topology" => name.clone()).increment(1);
+                    let (partition, offset) = (msg.partition(), msg.offset());
+                    next_offset.insert(partition, offset + 1);
+                    let payload = msg.payload().unwrap_or(&[]);
+                    // Offsets below the previous run's read position were
+                    // already handled when their window was finalised or
+                    // dead-lettered; the commit that recorded this says so.
+                    let replayed = resume
+                        .read_through
+                        .get(&partition)
+                        .is_some_and(|&r| offset < r);
+                    let parsed = decoder.parse(payload);
+                    let already_done = match &parsed {
+                        Err(_) => replayed,
+                        Ok(t) => replayed && windower.is_late(*t),
+                    };
+                    if already_done {
+                        summary.replayed += 1;
+                        continue;
+                    }
+                    let reject = match parsed {
+                        Err(e) => Some(("decode", e.to_string())),
+                        Ok(t) if windower.is_late(t) => {
+                            summary.late += 1;
+                            Some((
+                                "late",
+                                "late: event time is before an already closed window".to_string(),
+                            ))
+                        }
+                        Ok(t) => {
+                            decoder.append_parsed(t, partition, offset);
+                            None
+                        }
+                    };
+                    if let Some((reason, text)) = reject {
+                        summary.dead_lettered += 1;
+                        counter!(t::DEAD_LETTERED, "topology" => name.clone(), "reason" => reason)
+                            .increment(1);
+                        pending
+                            .dead_letters
+                            .push(dead_letter(topology, &msg, &text));
+                        pending.since.get_or_insert_with(Instant::now);
+                    }
+                    if decoder.len() >= DECODE_BATCH {
+                        push_decoded(&mut decoder, &mut windower);
+                    }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    windower.mark_idle(p);
+                }
+                Some(Err(e)) => {
+                    warn!(topology = %name, error = %e, "consumer error");
+                }
+                None => {
+                    if options
+                        .idle_exit
+                        .is_some_and(|d| last_message.elapsed() >= d)
+                    {
+                        end_of_stream = true;
+                        stop = true;
+                    }
+                }
+            }
+        }
+        if let Ok(assignment) = consumer.assignment()
+            && assignment.count() != assigned.len()
+        {
+            assigned = assignment
+                .elements_for_topic(&source_topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            windower.assign(&assigned);
+        }
+        let idle = !decoder.is_empty() && last_message.elapsed() >= Duration::from_millis(100);
+        if idle || stop {
+            push_decoded(&mut decoder, &mut windower);
+        }
+        let mut closed = windower.advance();
+        if end_of_stream {
+            closed.extend(windower.flush());
+        }
+        let room = options.max_windows.map_or(usize::MAX, |max| {
+            max.saturating_sub(summary.windows_closed) as usize
+        });
+        // Windows beyond the bound stay unprocessed: their offsets stay held,
+        // so they are not committed and the next run handles them.
+        let process = closed.len().min(room);
+        let remaining = closed.split_off(process);
+        for i in 0..closed.len() {
+            let window = std::mem::replace(&mut closed[i], empty_window());
+            let window_end = window.end_ms;
+            // Later windows closed in this same round are still unfinished.
+            let mut held = windower.held_offsets();
+            for later in closed[i + 1..].iter().chain(remaining.iter()) {
+                hold(&mut held, later);
+            }
+            window_index += 1;
+            let sql_started = Instant::now();
+            let training = rt.block_on(sql::training_table(
+                arrow_schema.clone(),
+                window.batches.clone(),
+                &topology.window.table,
+                &topology.window.sql,
+            ))?;
+            histogram!(t::STAGE_SECONDS, "topology" => name.clone(), "stage" => "sql")
+                .record(sql_started.elapsed().as_secs_f64());
+            let ctx = window_job::WindowContext {
+                topology,
+                output_schema: &output_schema,
+                registry: &registry,
+                deployed: &mut deployed,
+                monitor: &mut monitor,
+                window_index,
+            };
+            let outcome = window_job::process(ctx, window, training, progress)?;
+            summary.windows_closed += 1;
+            if outcome.skipped {
+                summary.windows_skipped += 1;
+            }
+            let mut records = outcome.records;
+            let dead = pending.dead_letters.len();
+            records.append(&mut pending.dead_letters);
+            pending.since = None;
+            // Finality recorded with this commit stops at this window: later
+            // windows closed in the same round are not processed yet.
+            let closed_through = if i + 1 < closed.len() || !remaining.is_empty() {
+                Some(window_end)
+            } else {
+                windower.closed_through_ms()
+            };
+            let offsets = commit_offsets(&source_topic, &next_offset, &held, closed_through);
+            commit(
+                &publisher,
+                &consumer,
+                &records,
+                &offsets,
+                &mut summary,
+                &name,
+            )?;
+            progress(Progress::Committed {
+                records: records.len() - dead,
+                dead_letters: dead,
+            });
+            for (report_name, body) in &outcome.reports {
+                audit::write_report(&topology.audit.dir, report_name, body)?;
+            }
+            for (kind, data) in outcome.audit {
+                audit_log.append(&name, &kind, data)?;
+            }
+            if let Some(model) = outcome.deploy {
+                registry
+                    .deploy(model.version)
+                    .map_err(EngineError::Registry)?;
+                monitor.refitted();
+                summary.refits += 1;
+                summary.batches_published += 1;
+                summary.records_published += outcome.published_records as u64;
+                counter!(t::BATCHES_PUBLISHED, "topology" => name.clone()).increment(1);
+                counter!(t::RECORDS_PUBLISHED, "topology" => name.clone())
+                    .increment(outcome.published_records as u64);
+                deployed = Some(model);
+            }
+            if outcome.quarantined {
+                summary.batches_quarantined += 1;
+                counter!(t::BATCHES_QUARANTINED, "topology" => name.clone()).increment(1);
+            }
+            if monitor.state() == DriftState::Drift {
+                summary.drift_windows += 1;
+            }
+            report_lag(&consumer, &source_topic, &offsets, &name);
+            // Time spent processing is not time the source was quiet.
+            last_message = Instant::now();
+        }
+        let dead_letters_due = pending
+            .since
+            .is_some_and(|s| s.elapsed() >= DEAD_LETTER_MAX_WAIT);
+        if !pending.dead_letters.is_empty() && (dead_letters_due || stop) {
+            let records = std::mem::take(&mut pending.dead_letters);
+            pending.since = None;
+            let mut held = windower.held_offsets();
+            for later in &remaining {
+                hold(&mut held, later);
+            }
+            let closed_through = match remaining.first() {
+                Some(w) => Some(w.start_ms),
+                None => windower.closed_through_ms(),
+            };
+            let offsets = commit_offsets(&source_topic, &next_offset, &held, closed_through);
+            commit(
+                &publisher,
+                &consumer,
+                &records,
+                &offsets,
+                &mut summary,
+                &name,
+            )?;
+            progress(Progress::Committed {
+                records: 0,
+                dead_letters: records.len(),
+            });
+        }
+        if stop {
+            break;
+        }
+    }
+    summary.deployed_version = deployed.as_ref().map(|m| m.version);
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    audit_log.append(
+        &name,
+        "engine_stopped",
+        serde_json::to_value(&summary).unwrap_or_default(),
+    )?;
+    info!(topology = %name, events = summary.events_in, windows = summary.windows_closed,
+          published = summary.batches_published, "engine stopped");
+    Ok(summary)
+}
+
+/// Moves decoded rows into windows. Late rows never get here: they are
+/// caught at decode time, while their original bytes are still at hand.
+fn push_decoded(decoder: &mut EventDecoder, windower: &mut Windower) {
+    if !decoder.is_empty() {
+        windower.push(decoder.finish());
+    }
+}
+
+fn dead_letter<M: Message>(topology: &Topology, msg: &M, error: &str) -> OutRecord {
+    let mut headers = vec![
+        ("resynth.error".to_string(), error.as_bytes().to_vec()),
+        (
+            "resynth.source.topic".to_string(),
+            msg.topic().as_bytes().to_vec(),
+        ),
+        (
+            "resynth.source.partition".to_string(),
+            msg.partition().to_string().into_bytes(),
+        ),
+        (
+            "resynth.source.offset".to_string(),
+            msg.offset().to_string().into_bytes(),
+        ),
+        (
+            "resynth.topology".to_string(),
+            topology.name.clone().into_bytes(),
+        ),
+    ];
+    if let Some(original) = msg.headers() {
+        for h in original.iter() {
+            headers.push((h.key.to_string(), h.value.unwrap_or(&[]).to_vec()));
+        }
+    }
+    OutRecord {
+        topic: topology.kafka.dead_letter_topic.clone(),
+        key: msg.key().map(|k| k.to_vec()),
+        payload: msg.payload().unwrap_or(&[]).to_vec(),
+        headers,
+    }
+}
+
+fn hold(held: &mut BTreeMap<i32, i64>, window: &crate::window::ClosedWindow) {
+    for (&p, r) in &window.offsets {
+        held.entry(p)
+            .and_modify(|o| *o = (*o).min(r.first))
+            .or_insert(r.first);
+    }
+}
+
+fn empty_window() -> crate::window::ClosedWindow {
+    crate::window::ClosedWindow {
+        start_ms: 0,
+        end_ms: 0,
+        batches: Vec::new(),
+        rows: 0,
+        offsets: BTreeMap::new(),
+    }
+}
+
+/// The resume state committed with the offsets (as offset metadata), so it is
+/// exactly as durable as the offsets themselves.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+struct ResumeState {
+    /// Windows ending at or before this were finalised.
+    closed_through_ms: Option<i64>,
+    /// Per partition, the position the previous run had read up to.
+    #[serde(default)]
+    read_through: BTreeMap<i32, i64>,
+}
+
+fn resume_state(
+    consumer: &EngineConsumer,
+    topic: &str,
+    group: &str,
+) -> Result<ResumeState, EngineError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(EngineError::Consumer)?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .map_err(EngineError::Consumer)?;
+    let mut state = ResumeState::default();
+    for e in committed.elements() {
+        if e.metadata().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<ResumeState>(e.metadata()) {
+            Ok(s) => {
+                if let Some(ct) = s.closed_through_ms {
+                    state.closed_through_ms =
+                        Some(state.closed_through_ms.map_or(ct, |c: i64| c.max(ct)));
+                }
+                state.read_through.extend(s.read_through);
+            }
+            Err(err) => {
+                warn!(group, partition = e.partition(), error = %err, "ignoring unreadable commit metadata")
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Position to commit per partition: past everything read, but never past an
+/// event still held by an open window; with the resume state as metadata.
+fn commit_offsets(
+    topic: &str,
+    next: &BTreeMap<i32, i64>,
+    held: &BTreeMap<i32, i64>,
+    closed_through_ms: Option<i64>,
+) -> BTreeMap<(String, i32), (i64, String)> {
+    next.iter()
+        .map(|(&p, &n)| {
+            let state = ResumeState {
+                closed_through_ms,
+                read_through: BTreeMap::from([(p, n)]),
+            };
+            let metadata = serde_json::to_string(&state).unwrap_or_default();
+            (
+                (topic.to_string(), p),
+                (held.get(&p).map_or(n, |&h| h.min(n)), metadata),
+            )
+        })
+        .collect()
+}
+
+fn commit(
+    publisher: &Publisher,
+    consumer: &EngineConsumer,
+    records: &[OutRecord],
+    offsets: &BTreeMap<(String, i32), (i64, String)>,
+    summary: &mut RunSummary,
+    name: &str,
+) -> Result<(), EngineError> {
+    let group = consumer.group_metadata().ok_or_else(|| {
+        EngineError::Consumer(rdkafka::error::KafkaError::Subscription(
+            "no consumer group metadata".into(),
+        ))
+    })?;
+    let started = Instant::now();
+    match publisher.commit(records, offsets, &group) {
+        Ok(()) => {
+            summary.transactions += 1;
+            counter!(t::TRANSACTIONS, "topology" => name.to_string(), "result" => "committed")
+                .increment(1);
+            histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "publish")
+                .record(started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Err(e) => {
+            counter!(t::TRANSACTIONS, "topology" => name.to_string(), "result" => "aborted")
+                .increment(1);
+            Err(e.into())
+        }
+    }
+}
+
+fn report_lag(
+    consumer: &EngineConsumer,
+    topic: &str,
+    offsets: &BTreeMap<(String, i32), (i64, String)>,
+    name: &str,
+) {
+    for ((_, partition), (committed, _)) in offsets {
+        if let Ok((_, high)) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(1))
+        {
+            gauge!(t::CONSUMER_LAG, "topology" => name.to_string(), "partition" => partition.to_string())
+                .set((high - committed).max(0) as f64);
+        }
+    }
+}

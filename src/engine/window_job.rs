@@ -1,0 +1,320 @@
+//! What happens to one closed window: training table, drift verdict, refit
+//! decision, fit, sample, gate (with bounded regeneration) and the outputs to
+//! commit. It touches no Kafka: it returns the records and evidence, and the
+//! engine commits them in one transaction before recording the evidence.
+
+use std::time::Instant;
+
+use metrics::{counter, gauge, histogram};
+use serde_json::json;
+
+use super::{EngineError, Progress};
+use crate::drift::{self, DriftMonitor};
+use crate::gate::{self, GateReport};
+use crate::generate::{self, FittedOn, ModelRecord, ModelRegistry, derive_seed, split_by_entity};
+use crate::schema::{RecordSchema, arrow_table, encode};
+use crate::sink::{Lineage, OutRecord};
+use crate::telemetry as t;
+use crate::topology::Topology;
+use crate::window::ClosedWindow;
+
+/// The outputs of one window, committed atomically by the engine.
+#[derive(Default)]
+pub struct WindowOutcome {
+    pub records: Vec<OutRecord>,
+    /// Audit entries (kind, data) to append once the transaction committed.
+    pub audit: Vec<(String, serde_json::Value)>,
+    /// Reports (name, body) to write once committed.
+    pub reports: Vec<(String, serde_json::Value)>,
+    /// Model to mark deployed once committed.
+    pub deploy: Option<ModelRecord>,
+    pub published_records: usize,
+    pub quarantined: bool,
+    pub skipped: bool,
+}
+
+/// State that outlives one window.
+pub struct WindowContext<'a> {
+    pub topology: &'a Topology,
+    pub output_schema: &'a RecordSchema,
+    pub registry: &'a ModelRegistry,
+    pub deployed: &'a mut Option<ModelRecord>,
+    pub monitor: &'a mut DriftMonitor,
+    pub window_index: u64,
+}
+
+fn source_ranges(topic: &str, w: &ClosedWindow) -> Vec<String> {
+    w.offsets
+        .iter()
+        .map(|(p, r)| format!("{topic}/{p}/{}-{}", r.first, r.last))
+        .collect()
+}
+
+/// Processes one closed window.
+pub fn process(
+    ctx: WindowContext<'_>,
+    window: ClosedWindow,
+    training: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<WindowOutcome, EngineError> {
+    let topo = ctx.topology;
+    let name = topo.name.as_str();
+    let mut out = WindowOutcome::default();
+    let rows: usize = training.iter().map(|b| b.num_rows()).sum();
+    let window_label = format!("{}-{}", window.start_ms, window.end_ms);
+    counter!(t::WINDOWS_CLOSED, "topology" => name.to_string()).increment(1);
+    progress(Progress::WindowClosed {
+        index: ctx.window_index,
+        start_ms: window.start_ms,
+        events: window.rows,
+        training_rows: rows,
+    });
+    if rows < topo.window.min_rows {
+        counter!(t::WINDOWS_SKIPPED, "topology" => name.to_string()).increment(1);
+        progress(Progress::WindowSkipped {
+            index: ctx.window_index,
+            rows,
+            min_rows: topo.window.min_rows,
+        });
+        out.audit.push((
+            "window_skipped".into(),
+            json!({"window": window_label, "rows": rows, "min_rows": topo.window.min_rows}),
+        ));
+        out.skipped = true;
+        return Ok(out);
+    }
+
+    let ids =
+        arrow_table::labels(&training, &topo.model.entity_column).map_err(EngineError::Convert)?;
+    let table =
+        arrow_table::to_table(&training, &topo.model.id_columns).map_err(EngineError::Convert)?;
+
+    // Drift against the deployed model's reference.
+    let started = Instant::now();
+    let mut refit_reason = "initial fit";
+    let mut verdict_json = serde_json::Value::Null;
+    if let Some(model) = ctx.deployed.as_ref() {
+        let previous = ctx.monitor.state();
+        let verdict = drift::compare(&model.reference, &table, &topo.drift);
+        let decision = ctx.monitor.observe(verdict.drifted);
+        for c in &verdict.columns {
+            gauge!(t::DRIFT_SCORE, "topology" => name.to_string(), "column" => c.column.clone(), "method" => c.method.clone())
+                .set(c.distance);
+            gauge!(t::DRIFT_SCORE, "topology" => name.to_string(), "column" => c.column.clone(), "method" => "psi")
+                .set(c.psi);
+        }
+        gauge!(t::DRIFT_STATE, "topology" => name.to_string()).set(decision.state.as_gauge());
+        histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "drift")
+            .record(started.elapsed().as_secs_f64());
+        verdict_json = serde_json::to_value(&verdict).unwrap_or_default();
+        progress(Progress::Drift {
+            index: ctx.window_index,
+            state: decision.state,
+            drifting: verdict
+                .drifting_columns()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            refit: decision.refit,
+        });
+        if decision.state != previous {
+            let alert = json!({
+                "kind": "drift_state", "topology": name, "window": window_label,
+                "from": previous, "to": decision.state, "model_version": model.version,
+                "columns": verdict.columns.iter().filter(|c| c.drifted).collect::<Vec<_>>(),
+            });
+            out.records.push(alert_record(topo, &alert));
+            out.audit.push(("drift_state".into(), alert));
+        }
+        if !decision.refit {
+            return Ok(out);
+        }
+        refit_reason = "persistent drift";
+    }
+
+    // Refit on the window's patient-level training split.
+    let (train_rows, holdout_rows) = split_by_entity(
+        &ids,
+        topo.model.holdout_fraction,
+        derive_seed(topo.model.seed, "split", ctx.window_index),
+    );
+    let train = table.take(&train_rows);
+    let holdout = table.take(&holdout_rows);
+    let version = ctx
+        .registry
+        .latest_version()
+        .map_err(EngineError::Registry)?
+        + 1;
+    let fitted_on = FittedOn {
+        window_start_ms: window.start_ms,
+        window_end_ms: window.end_ms,
+        source_offsets: source_ranges(&topo.kafka.source_topic, &window),
+        train_rows: train.n_rows(),
+        holdout_rows: holdout.n_rows(),
+    };
+    let started = Instant::now();
+    let fit_seed = derive_seed(topo.model.seed, "fit", version);
+    let model = generate::fit_copula(name, version, &train, &topo.copula, fit_seed, fitted_on)
+        .map_err(|e| EngineError::Generate(e.to_string()))?;
+    histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "fit")
+        .record(started.elapsed().as_secs_f64());
+    ctx.registry.save(&model).map_err(EngineError::Registry)?;
+    counter!(t::REFITS, "topology" => name.to_string()).increment(1);
+    progress(Progress::Fitted {
+        version,
+        reason: refit_reason,
+        train_rows: train.n_rows(),
+        holdout_rows: holdout.n_rows(),
+        sha256: model.sha256.clone(),
+    });
+    out.audit.push((
+        "model_fitted".into(),
+        json!({"version": version, "sha256": model.sha256, "generator": model.generator,
+               "reason": refit_reason, "fit_seed": fit_seed, "fitted_on": model.fitted_on,
+               "epsilon": null, "dp": false}),
+    ));
+
+    let n = if topo.model.synthetic_rows == 0 {
+        train.n_rows()
+    } else {
+        topo.model.synthetic_rows
+    };
+    let batch_id = format!("{name}-{}-v{version}", window.start_ms);
+    let attempts = topo.output.max_regenerations + 1;
+    let mut last: Option<(GateReport, crate::table::Table, u64, String)> = None;
+    for attempt in 0..attempts {
+        let sample_seed = derive_seed(topo.model.seed, "sample", version * 1000 + attempt as u64);
+        let synthetic = model.model.sample(n, sample_seed);
+        let started = Instant::now();
+        let report = gate::evaluate(&train, &holdout, &synthetic, &topo.gate, sample_seed)
+            .map_err(|e| EngineError::Gate(e.to_string()))?;
+        histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "gate")
+            .record(started.elapsed().as_secs_f64());
+        let run_id = format!("{batch_id}-a{attempt}");
+        let failed: Vec<String> = report
+            .results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.operator.clone())
+            .collect();
+        counter!(t::GATE_RESULTS, "topology" => name.to_string(), "result" => if report.passed { "pass" } else { "fail" })
+            .increment(1);
+        for op in &failed {
+            counter!(t::GATE_OPERATOR_FAILURES, "topology" => name.to_string(), "operator" => op.clone()).increment(1);
+        }
+        progress(Progress::Gate {
+            version,
+            attempt,
+            passed: report.passed,
+            operators: report.results.len(),
+            failed: failed.clone(),
+        });
+        out.reports.push((
+            run_id.clone(),
+            json!({"validation_run": run_id, "batch_id": batch_id, "topology": name,
+                   "model_version": version, "model_sha256": model.sha256, "generator": model.generator,
+                   "epsilon": null, "dp_note": "Gaussian copula: not differentially private; no privacy budget spent",
+                   "window": window_label, "attempt": attempt, "sample_seed": sample_seed,
+                   "rows": {"train": train.n_rows(), "holdout": holdout.n_rows(), "synthetic": n},
+                   "drift": verdict_json, "gate": report}),
+        ));
+        let pass = report.passed;
+        last = Some((report, synthetic, sample_seed, run_id));
+        if pass {
+            break;
+        }
+    }
+    let (report, synthetic, sample_seed, run_id) = last.expect("at least one attempt");
+    let passed_count = report.results.iter().filter(|r| r.passed).count();
+    let total = report.results.len();
+    let failed: Vec<&gate::OperatorResult> = report.results.iter().filter(|r| !r.passed).collect();
+    let lineage = Lineage {
+        batch_id: batch_id.clone(),
+        topology: name.to_string(),
+        model_version: version,
+        model_sha256: model.sha256.clone(),
+        generator: model.generator.clone(),
+        source: source_ranges(&topo.kafka.source_topic, &window).join(","),
+        window: window_label.clone(),
+        validation_run: run_id.clone(),
+        epsilon: "model=none;ledger_total=0".into(),
+        gates: if report.passed {
+            format!("passed {passed_count}/{total}")
+        } else {
+            format!(
+                "failed {}/{total}: {}",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|r| r.operator.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        },
+        engine_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let payloads = encode::encode_rows(
+        ctx.output_schema,
+        &synthetic,
+        &topo.model.id_columns,
+        &batch_id,
+    )
+    .map_err(EngineError::Encode)?;
+    let mut headers = lineage.headers();
+    let topic = if report.passed {
+        topo.output.topic.clone()
+    } else {
+        let evidence: Vec<_> = failed
+            .iter()
+            .map(|r| json!({"operator": r.operator, "columns": r.columns, "statistic": r.statistic, "threshold": r.threshold}))
+            .collect();
+        headers.push((
+            "resynth.failed_operators".into(),
+            serde_json::to_vec(&evidence).unwrap_or_default(),
+        ));
+        topo.kafka.quarantine_topic.clone()
+    };
+    for (i, payload) in payloads.into_iter().enumerate() {
+        out.records.push(OutRecord {
+            topic: topic.clone(),
+            key: Some(format!("{batch_id}-{i}").into_bytes()),
+            payload,
+            headers: headers.clone(),
+        });
+    }
+    let summary = json!({"batch_id": batch_id, "validation_run": run_id, "model_version": version,
+        "model_sha256": model.sha256, "records": n, "sample_seed": sample_seed, "window": window_label,
+        "gates": lineage.gates, "lineage": lineage});
+    if report.passed {
+        out.published_records = n;
+        out.audit.push(("batch_published".into(), summary));
+        out.deploy = Some(model);
+        progress(Progress::Published {
+            batch_id,
+            records: n,
+            version,
+        });
+    } else {
+        out.quarantined = true;
+        let alert = json!({"kind": "batch_quarantined", "topology": name, "window": window_label,
+            "batch_id": batch_id, "model_version": version,
+            "failed": failed.iter().map(|r| json!({"operator": r.operator, "columns": r.columns,
+                "statistic": r.statistic, "threshold": r.threshold})).collect::<Vec<_>>()});
+        out.records.push(alert_record(topo, &alert));
+        out.audit.push(("batch_quarantined".into(), summary));
+        progress(Progress::Quarantined {
+            batch_id,
+            failed: failed.iter().map(|r| r.operator.clone()).collect(),
+        });
+    }
+    Ok(out)
+}
+
+fn alert_record(topo: &Topology, alert: &serde_json::Value) -> OutRecord {
+    OutRecord {
+        topic: topo.kafka.alerts_topic.clone(),
+        key: Some(topo.name.clone().into_bytes()),
+        payload: serde_json::to_vec(alert).unwrap_or_default(),
+        headers: vec![("resynth.topology".into(), topo.name.clone().into_bytes())],
+    }
+}

@@ -1,0 +1,337 @@
+//! The `resynth` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use resynth::demo::{self, DemoOptions};
+use resynth::engine::{self, RunOptions, RunSummary};
+use resynth::source::simulator::{DRIFTABLE, DriftSpec};
+use resynth::telemetry;
+use resynth::topology::Topology;
+
+#[derive(Parser)]
+#[command(
+    name = "resynth",
+    version,
+    about = "Keeps synthetic health data faithful and private, continuously"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole loop on an in-process Kafka with simulated EHR events.
+    Demo {
+        /// Topology to run.
+        #[arg(long, default_value = "topologies/demo.toml")]
+        topology: PathBuf,
+        /// Windows of simulated events to produce.
+        #[arg(long, default_value_t = 8)]
+        windows: usize,
+        /// Stop producing after this many lab events.
+        #[arg(long)]
+        events: Option<usize>,
+        /// Stop the engine after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Simulated patients.
+        #[arg(long, default_value_t = 4000)]
+        patients: usize,
+        /// First window with injected drift (none if larger than --windows).
+        #[arg(long, default_value_t = 4)]
+        drift_at: usize,
+        /// Columns to shift, comma-separated: hba1c, glucose, ldl, creatinine, age, diabetes.
+        #[arg(long, default_value = "hba1c,glucose", value_delimiter = ',')]
+        drift_columns: Vec<String>,
+        /// Size of the shift in standard deviations.
+        #[arg(long, default_value_t = 0.8)]
+        drift_size: f64,
+        /// Corrupt events mixed into the stream.
+        #[arg(long, default_value_t = 5)]
+        corrupt: usize,
+        /// Late events re-sent after their window closed.
+        #[arg(long, default_value_t = 3)]
+        late: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Run a topology against a real Kafka cluster.
+    Run {
+        topology: PathBuf,
+        /// Overrides kafka.brokers.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Stop after this many windows were processed.
+        #[arg(long)]
+        max_windows: Option<u64>,
+        /// Treat the source as finished after this many seconds without events:
+        /// close and process every open window, then exit.
+        #[arg(long)]
+        until_idle: Option<f64>,
+        /// Stop after this many seconds (open windows are kept for the next run).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Print the run summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a topology: every problem, with its path in the file.
+    Check {
+        topology: PathBuf,
+        /// Overrides kafka.brokers for the reachability check.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Skip the broker reachability check.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of an audit log (audit.jsonl).
+    Verify { path: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_tracing("warn");
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn load(path: &std::path::Path) -> Result<Topology> {
+    Topology::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check {
+            topology,
+            brokers,
+            offline,
+        } => check(&topology, brokers, offline),
+        Command::Audit {
+            command: AuditCommand::Verify { path },
+        } => {
+            let entries = resynth::audit::verify(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}: {} entries, chain intact",
+                path.display(),
+                entries.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            topology,
+            brokers,
+            max_windows,
+            until_idle,
+            duration,
+            json,
+        } => {
+            let mut topo = load(&topology)?;
+            if let Some(b) = brokers {
+                topo.kafka.brokers = b;
+            }
+            let rt = runtime()?;
+            let _guard = rt.enter();
+            if !topo.telemetry.metrics_addr.is_empty() {
+                telemetry::install_prometheus(&topo.telemetry.metrics_addr)?;
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            rt.spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            });
+            let options = RunOptions {
+                max_windows,
+                idle_exit: until_idle.map(Duration::from_secs_f64),
+                duration: duration.map(Duration::from_secs),
+                stop,
+            };
+            let brokers = topo.kafka.brokers.clone();
+            probe_brokers(&brokers)?;
+            let summary = engine::run(&topo, &brokers, &options, rt.handle(), &mut |p| {
+                tracing::info!(progress = ?p);
+                demo::print_progress(p)
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print_summary(&summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            topology,
+            windows,
+            events,
+            duration,
+            patients,
+            drift_at,
+            drift_columns,
+            drift_size,
+            corrupt,
+            late,
+            seed,
+        } => {
+            for c in &drift_columns {
+                if !DRIFTABLE.contains(&c.as_str()) {
+                    bail!(
+                        "--drift-columns: {c:?} is not one of {}",
+                        DRIFTABLE.join(", ")
+                    );
+                }
+            }
+            if patients == 0 || windows == 0 {
+                bail!("--patients and --windows must be > 0");
+            }
+            let mut topo = load(&topology)?;
+            let rt = runtime()?;
+            let _guard = rt.enter();
+            if !topo.telemetry.metrics_addr.is_empty()
+                && let Err(e) = telemetry::install_prometheus(&topo.telemetry.metrics_addr)
+            {
+                eprintln!("warning: {e}; continuing without /metrics");
+            }
+            let options = DemoOptions {
+                windows,
+                max_events: events,
+                duration: duration.map(Duration::from_secs),
+                patients,
+                drift: (drift_at < windows).then_some(DriftSpec {
+                    start_window: drift_at,
+                    columns: drift_columns,
+                    size: drift_size,
+                }),
+                corrupt,
+                late,
+                seed,
+            };
+            let started = std::time::Instant::now();
+            let (summary, loaded, downstream) = demo::run(&mut topo, &options, rt.handle())?;
+            print_summary(&summary);
+            println!(
+                "downstream consumer: {} synthetic records in {} batches, {} decode with {}, {} carry all {} lineage headers; {} dead letters",
+                downstream.records,
+                downstream.batches.len(),
+                downstream.decoded,
+                topo.output.schema.display(),
+                downstream.with_all_headers,
+                resynth::sink::header_names().len(),
+                downstream.dead_letters
+            );
+            println!(
+                "evidence: {}/audit.jsonl, {}/reports/, {}/models/",
+                topo.audit.dir.display(),
+                topo.audit.dir.display(),
+                topo.audit.dir.display()
+            );
+            println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
+            let expected_dead = loaded.corrupt_payloads.len() + loaded.late;
+            if downstream.dead_letters != expected_dead || downstream.decoded != downstream.records
+            {
+                bail!(
+                    "downstream check failed: {} dead letters (expected {expected_dead}), {} of {} records decoded",
+                    downstream.dead_letters,
+                    downstream.decoded,
+                    downstream.records
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_summary(s: &RunSummary) {
+    println!(
+        "summary: {} events in, {} dead-lettered ({} late), {} windows closed ({} skipped), {} refits, {} batches published ({} records), {} quarantined, {} transactions, deployed model v{}, {:.1} s",
+        s.events_in,
+        s.dead_lettered,
+        s.late,
+        s.windows_closed,
+        s.windows_skipped,
+        s.refits,
+        s.batches_published,
+        s.records_published,
+        s.batches_quarantined,
+        s.transactions,
+        s.deployed_version
+            .map_or("-".to_string(), |v| v.to_string()),
+        s.elapsed_secs
+    );
+}
+
+/// Fails fast, with the broker list in the message, when Kafka is unreachable.
+fn probe_brokers(brokers: &str) -> Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .context("creating a Kafka client")?;
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|_| ())
+        .with_context(|| format!("cannot reach Kafka at {brokers} (kafka.brokers or --brokers)"))
+}
+
+fn check(path: &std::path::Path, brokers: Option<String>, offline: bool) -> Result<ExitCode> {
+    let topo = match Topology::load(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let rt = runtime()?;
+    let mut problems = match engine::check_offline(&topo, rt.handle()) {
+        Ok(_) => Vec::new(),
+        Err(p) => p,
+    };
+    if !offline {
+        let b = brokers.unwrap_or_else(|| topo.kafka.brokers.clone());
+        if let Err(e) = probe_brokers(&b) {
+            problems.push(format!("kafka.brokers: {e:#}"));
+        }
+    }
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} has {} problem(s):", path.display(), problems.len());
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,6 @@
+//! Where events come from. The Kafka consumer itself lives in `engine`, which
+//! owns offsets; this module holds the EHR event simulator used by the demo,
+//! the tests and the benches, and the helper that loads it into a topic.
+
+pub mod load;
+pub mod simulator;

@@ -1,0 +1,137 @@
+//! The columnar view the pure core (drift, generators, gates) works on.
+//!
+//! Stages exchange Arrow `RecordBatch`es; the statistical code needs typed,
+//! contiguous columns with nulls made explicit and categories dictionary-coded
+//! so that distances and contingency tables are integer work. `Table` is that
+//! view. Conversion to and from Arrow lives in `crate::schema::arrow_table`.
+
+/// Sentinel code for a missing categorical value.
+pub const NULL_CODE: u32 = u32::MAX;
+
+/// One column's values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValues {
+    /// Real-valued data; `f64::NAN` marks a missing value.
+    Numeric(Vec<f64>),
+    /// Dictionary-coded categories; `NULL_CODE` marks a missing value.
+    Categorical {
+        codes: Vec<u32>,
+        dictionary: Vec<String>,
+    },
+}
+
+/// A named column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub values: ColumnValues,
+}
+
+/// Rows × named columns, all columns of equal length.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    pub columns: Vec<Column>,
+}
+
+impl ColumnValues {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnValues::Numeric(v) => v.len(),
+            ColumnValues::Categorical { codes, .. } => codes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_null(&self, row: usize) -> bool {
+        match self {
+            ColumnValues::Numeric(v) => v[row].is_nan(),
+            ColumnValues::Categorical { codes, .. } => codes[row] == NULL_CODE,
+        }
+    }
+}
+
+impl Column {
+    pub fn numeric(name: impl Into<String>, values: Vec<f64>) -> Self {
+        Column {
+            name: name.into(),
+            values: ColumnValues::Numeric(values),
+        }
+    }
+
+    /// Builds a categorical column from optional strings, coding categories in
+    /// order of first appearance.
+    pub fn categorical<S: AsRef<str>>(name: impl Into<String>, values: &[Option<S>]) -> Self {
+        let mut dictionary: Vec<String> = Vec::new();
+        let mut index = std::collections::HashMap::<String, u32>::new();
+        let codes = values
+            .iter()
+            .map(|v| match v {
+                None => NULL_CODE,
+                Some(s) => {
+                    let s = s.as_ref();
+                    if let Some(&c) = index.get(s) {
+                        c
+                    } else {
+                        let c = dictionary.len() as u32;
+                        dictionary.push(s.to_string());
+                        index.insert(s.to_string(), c);
+                        c
+                    }
+                }
+            })
+            .collect();
+        Column {
+            name: name.into(),
+            values: ColumnValues::Categorical { codes, dictionary },
+        }
+    }
+
+    /// The category label of `row`, or `None` when missing or numeric.
+    pub fn label(&self, row: usize) -> Option<&str> {
+        match &self.values {
+            ColumnValues::Categorical { codes, dictionary } => {
+                let c = codes[row];
+                (c != NULL_CODE).then(|| dictionary[c as usize].as_str())
+            }
+            ColumnValues::Numeric(_) => None,
+        }
+    }
+}
+
+impl Table {
+    pub fn new(columns: Vec<Column>) -> Self {
+        Table { columns }
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.values.len())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// A new table holding the given rows, in the given order.
+    pub fn take(&self, rows: &[usize]) -> Table {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                values: match &c.values {
+                    ColumnValues::Numeric(v) => {
+                        ColumnValues::Numeric(rows.iter().map(|&r| v[r]).collect())
+                    }
+                    ColumnValues::Categorical { codes, dictionary } => ColumnValues::Categorical {
+                        codes: rows.iter().map(|&r| codes[r]).collect(),
+                        dictionary: dictionary.clone(),
+                    },
+                },
+            })
+            .collect();
+        Table { columns }
+    }
+}

@@ -1,0 +1,66 @@
+//! Metric names in one place, the Prometheus exporter, and tracing setup.
+//!
+//! Every stage reports through these names with a `topology` label, so one
+//! dashboard and one set of alert rules cover every topology. Logs carry ids,
+//! counts and scores only — never record contents.
+
+use std::net::SocketAddr;
+
+/// Source events read from Kafka.
+pub const EVENTS_IN: &str = "resynth_events_in_total";
+/// Events sent to the dead-letter topic, by `reason` (decode, late).
+pub const DEAD_LETTERED: &str = "resynth_events_dead_lettered_total";
+/// Windows closed, and skipped for too few rows.
+pub const WINDOWS_CLOSED: &str = "resynth_windows_closed_total";
+pub const WINDOWS_SKIPPED: &str = "resynth_windows_skipped_total";
+/// Per-column drift distance (KS D or TV) and PSI of the last window, by `column`, `method`.
+pub const DRIFT_SCORE: &str = "resynth_drift_score";
+/// 0 = OK, 1 = WARN, 2 = DRIFT.
+pub const DRIFT_STATE: &str = "resynth_drift_state";
+pub const REFITS: &str = "resynth_refits_total";
+/// Gate attempts by `result` (pass, fail).
+pub const GATE_RESULTS: &str = "resynth_gate_results_total";
+/// Failed operators by `operator`.
+pub const GATE_OPERATOR_FAILURES: &str = "resynth_gate_operator_failures_total";
+pub const BATCHES_PUBLISHED: &str = "resynth_batches_published_total";
+pub const BATCHES_QUARANTINED: &str = "resynth_batches_quarantined_total";
+pub const RECORDS_PUBLISHED: &str = "resynth_records_published_total";
+/// Messages between the committed position and the partition's high watermark, by `partition`.
+pub const CONSUMER_LAG: &str = "resynth_consumer_lag";
+/// Kafka transactions committed and aborted.
+pub const TRANSACTIONS: &str = "resynth_transactions_total";
+/// Seconds spent per stage (sql, drift, fit, gate, publish).
+pub const STAGE_SECONDS: &str = "resynth_stage_seconds";
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the Prometheus endpoint on {addr}: {message}")]
+pub struct TelemetryError {
+    pub addr: String,
+    pub message: String,
+}
+
+/// Starts `/metrics` on `addr` (needs a tokio runtime).
+pub fn install_prometheus(addr: &str) -> Result<(), TelemetryError> {
+    let err = |message: String| TelemetryError {
+        addr: addr.to_string(),
+        message,
+    };
+    let socket: SocketAddr = addr
+        .parse()
+        .map_err(|e: std::net::AddrParseError| err(e.to_string()))?;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(socket)
+        .install()
+        .map_err(|e| err(e.to_string()))
+}
+
+/// Structured logs to stderr; `RUST_LOG` overrides the level.
+pub fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,522 @@
+//! The topology file: one TOML document that says where events come from, how
+//! they are windowed and turned into a training table, how drift is judged,
+//! which generator to fit, what the gates demand and where results go.
+//!
+//! The structs here are the single source of truth for every option: they carry
+//! the defaults and the doc comments that the README's topology reference
+//! mirrors. Loading never stops at the first problem: `Topology::load` parses
+//! with unknown keys rejected, then `validate` lists every value problem with
+//! its path in the file, so an operator fixes a topology in one pass.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::gate::GateConfig;
+use crate::generate::copula::CopulaConfig;
+
+/// Problems found while loading a topology, each naming its path in the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("cannot read topology {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("topology {path} is not valid TOML for resynth: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("topology {path} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+/// A whole topology file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Name used in lineage headers, metric labels and the audit log. Letters,
+    /// digits, `-`, `_` and `.` only, so it is safe in every one of those places.
+    pub name: String,
+    /// Kafka endpoints and topic names.
+    pub kafka: KafkaConfig,
+    /// How source events are decoded.
+    pub source: SourceConfig,
+    /// Event-time windowing and the SQL that builds the training table.
+    pub window: WindowConfig,
+    /// Which columns identify people, and how the training table is split.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// Drift detection and the refit decision.
+    #[serde(default)]
+    pub drift: DriftConfig,
+    /// Gaussian copula settings.
+    #[serde(default)]
+    pub copula: CopulaConfig,
+    /// Fidelity and privacy gate thresholds.
+    #[serde(default)]
+    pub gate: GateConfig,
+    /// Where the synthetic records are published and what they look like.
+    pub output: OutputConfig,
+    /// Audit log, reports and model registry on disk.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Prometheus endpoint.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Kafka endpoints and topics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`. `resynth run --brokers` overrides it.
+    pub brokers: String,
+    /// Consumer group; its committed offsets are the engine's progress.
+    pub group_id: String,
+    /// Topic with the source EHR change events.
+    pub source_topic: String,
+    /// Undecodable and late events, with original bytes and a `resynth.error` header.
+    pub dead_letter_topic: String,
+    /// Batches that failed the gates after every regeneration.
+    pub quarantine_topic: String,
+    /// Drift and gate alerts (JSON).
+    pub alerts_topic: String,
+    /// Transactional id of the publisher; one per running topology instance.
+    /// Default: `resynth-<name>`.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+    /// Extra librdkafka properties for every client (e.g. security settings).
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// Wire format of source events.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    /// Raw Avro binary datum written with `schema` (no container, no registry prefix).
+    Avro,
+    /// One JSON object per message with the fields of `schema`.
+    Json,
+}
+
+/// How source events are decoded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `avro` or `json`.
+    pub format: EventFormat,
+    /// Avro schema (`.avsc`) of a source event, relative to the topology file.
+    /// JSON events are validated against it too.
+    pub schema: PathBuf,
+    /// Field holding the event time (Avro `timestamp-millis` or a long in ms).
+    pub event_time_field: String,
+}
+
+/// Event-time windows and the training-table query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Tumbling window length in seconds of event time.
+    pub size_secs: u64,
+    /// Watermark = max event time seen − this delay. Events behind the
+    /// watermark of a closed window are late and go to the dead-letter topic.
+    #[serde(default = "default_watermark_delay")]
+    pub watermark_delay_secs: u64,
+    /// Name under which a closed window is registered as a DataFusion table.
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// SQL over `table` that yields the training table: one row per privacy
+    /// unit (patient). Its output must match `output.schema`.
+    pub sql: String,
+    /// Windows whose training table has fewer rows than this are skipped
+    /// (counted and logged): fitting or gating on a handful of patients is noise.
+    #[serde(default = "default_min_rows")]
+    pub min_rows: usize,
+}
+
+/// Columns that identify people, and the train/holdout split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The privacy unit's id column in the training table (usually the patient).
+    pub entity_column: String,
+    /// Identifier columns: never learned; the generator issues fresh ids.
+    pub id_columns: Vec<String>,
+    /// Share of patients held out for the gates' noise floor and privacy tests.
+    /// 0.5 keeps train and holdout the same size, which the DCR share test assumes.
+    pub holdout_fraction: f64,
+    /// Synthetic rows per batch; 0 means as many as the training split.
+    pub synthetic_rows: usize,
+    /// Base seed: fits and samples derive their seeds from it and the window,
+    /// so any published batch can be reproduced.
+    pub seed: u64,
+}
+
+/// Drift detection and refit policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftConfig {
+    /// Population stability index above which a numeric or categorical column drifts.
+    pub psi_max: f64,
+    /// KS D above which a numeric column drifts.
+    pub ks_max: f64,
+    /// Total variation distance above which a categorical column drifts.
+    pub tv_max: f64,
+    /// A window drifts when at least this many columns drift.
+    pub min_drifting_columns: usize,
+    /// Refit when at least `persist_k` of the last `persist_m` windows drifted.
+    pub persist_k: usize,
+    /// See `persist_k`.
+    pub persist_m: usize,
+    /// Windows after a refit during which no new refit starts.
+    pub cooldown_windows: usize,
+}
+
+/// Published output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Topic receiving accepted synthetic records.
+    pub topic: String,
+    /// Avro schema of a synthetic record, relative to the topology file. Every
+    /// field must be a column of the training table.
+    pub schema: PathBuf,
+    /// Regenerations (new sampling seed) of a failing batch before it is quarantined.
+    #[serde(default = "default_max_regenerations")]
+    pub max_regenerations: usize,
+}
+
+/// Evidence on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Directory for `audit.jsonl`, `reports/` and `models/`, relative to the
+    /// working directory.
+    pub dir: PathBuf,
+}
+
+/// Metrics endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `host:port` for Prometheus `/metrics`; empty disables the endpoint.
+    pub metrics_addr: String,
+}
+
+fn default_watermark_delay() -> u64 {
+    60
+}
+fn default_table() -> String {
+    "events".to_string()
+}
+fn default_min_rows() -> usize {
+    200
+}
+fn default_max_regenerations() -> usize {
+    2
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            entity_column: "patient_id".into(),
+            id_columns: vec!["patient_id".into()],
+            holdout_fraction: 0.5,
+            synthetic_rows: 0,
+            seed: 42,
+        }
+    }
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        DriftConfig {
+            psi_max: 0.2,
+            ks_max: 0.1,
+            tv_max: 0.1,
+            min_drifting_columns: 1,
+            persist_k: 2,
+            persist_m: 3,
+            cooldown_windows: 2,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            dir: PathBuf::from("out"),
+        }
+    }
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            metrics_addr: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+impl Topology {
+    /// Reads, parses and validates a topology; schema paths become absolute
+    /// (relative to the file) so the engine can run from any directory.
+    pub fn load(path: &Path) -> Result<Topology, TopologyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut topology = Topology::parse(&text).map_err(|message| TopologyError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        topology.source.schema = base.join(&topology.source.schema);
+        topology.output.schema = base.join(&topology.output.schema);
+        let problems = topology.validate();
+        if problems.is_empty() {
+            Ok(topology)
+        } else {
+            Err(TopologyError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// Parses TOML text; unknown keys and missing fields are errors that name
+    /// their line and key.
+    pub fn parse(text: &str) -> Result<Topology, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The transactional id, defaulting from the topology name.
+    pub fn transactional_id(&self) -> String {
+        self.kafka
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("resynth-{}", self.name))
+    }
+
+    /// Every value problem, each prefixed with its path (`window.size_secs: ...`).
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            p.push(format!(
+                "name: must be non-empty and use only letters, digits, '-', '_', '.'; got {:?}",
+                self.name
+            ));
+        }
+        let k = &self.kafka;
+        for (field, value) in [
+            ("kafka.brokers", &k.brokers),
+            ("kafka.group_id", &k.group_id),
+            ("kafka.source_topic", &k.source_topic),
+            ("kafka.dead_letter_topic", &k.dead_letter_topic),
+            ("kafka.quarantine_topic", &k.quarantine_topic),
+            ("kafka.alerts_topic", &k.alerts_topic),
+            ("output.topic", &self.output.topic),
+        ] {
+            if value.trim().is_empty() {
+                p.push(format!("{field}: must not be empty"));
+            }
+        }
+        let outputs = [
+            &k.dead_letter_topic,
+            &k.quarantine_topic,
+            &k.alerts_topic,
+            &self.output.topic,
+        ];
+        if outputs.contains(&&k.source_topic) {
+            p.push(format!(
+                "kafka.source_topic: {:?} is also used as an output topic; the engine would read its own output",
+                k.source_topic
+            ));
+        }
+        for key in k.properties.keys() {
+            if key.starts_with("transactional.")
+                || key == "enable.auto.commit"
+                || key == "isolation.level"
+            {
+                p.push(format!(
+                    "kafka.properties.{key}: managed by resynth for exactly-once delivery; remove it"
+                ));
+            }
+        }
+        if self.source.event_time_field.is_empty() {
+            p.push("source.event_time_field: must not be empty".into());
+        }
+        let w = &self.window;
+        if w.size_secs == 0 {
+            p.push("window.size_secs: must be > 0".into());
+        }
+        if w.table.is_empty()
+            || !w
+                .table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            p.push(format!(
+                "window.table: must be a plain SQL identifier (letters, digits, '_'); got {:?}",
+                w.table
+            ));
+        }
+        if w.sql.trim().is_empty() {
+            p.push("window.sql: must not be empty".into());
+        }
+        if w.min_rows < 4 {
+            p.push(format!(
+                "window.min_rows: must be ≥ 4 so train and holdout both have rows; got {}",
+                w.min_rows
+            ));
+        }
+        let m = &self.model;
+        if m.entity_column.is_empty() {
+            p.push("model.entity_column: must not be empty".into());
+        }
+        if !(m.holdout_fraction > 0.0 && m.holdout_fraction < 1.0) {
+            p.push(format!(
+                "model.holdout_fraction: must be in (0, 1); got {}",
+                m.holdout_fraction
+            ));
+        }
+        let d = &self.drift;
+        for (field, v) in [
+            ("drift.psi_max", d.psi_max),
+            ("drift.ks_max", d.ks_max),
+            ("drift.tv_max", d.tv_max),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                p.push(format!("{field}: must be a positive number; got {v}"));
+            }
+        }
+        for (field, v) in [("drift.ks_max", d.ks_max), ("drift.tv_max", d.tv_max)] {
+            if v > 1.0 {
+                p.push(format!(
+                    "{field}: must be ≤ 1 (it is a distance between distributions); got {v}"
+                ));
+            }
+        }
+        if d.persist_m == 0 || d.persist_k == 0 || d.persist_k > d.persist_m {
+            p.push(format!(
+                "drift.persist_k/persist_m: need 1 ≤ persist_k ≤ persist_m; got {} of {}",
+                d.persist_k, d.persist_m
+            ));
+        }
+        if d.min_drifting_columns == 0 {
+            p.push("drift.min_drifting_columns: must be ≥ 1".into());
+        }
+        p.extend(self.gate.validate().into_iter().map(|e| prefix("gate", e)));
+        p.extend(
+            self.copula
+                .validate()
+                .into_iter()
+                .map(|e| prefix("copula", e)),
+        );
+        if self.telemetry.metrics_addr.is_empty() {
+            // disabled: fine
+        } else if self
+            .telemetry
+            .metrics_addr
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            p.push(format!(
+                "telemetry.metrics_addr: expected host:port like 127.0.0.1:9898; got {:?}",
+                self.telemetry.metrics_addr
+            ));
+        }
+        p
+    }
+}
+
+/// Problems from nested configs may or may not carry their section already.
+fn prefix(section: &str, problem: String) -> String {
+    if problem.starts_with(&format!("{section}.")) {
+        problem
+    } else {
+        format!("{section}.{problem}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+[kafka]
+brokers = "127.0.0.1:9092"
+group_id = "g"
+source_topic = "in"
+dead_letter_topic = "dlq"
+quarantine_topic = "q"
+alerts_topic = "alerts"
+[source]
+format = "avro"
+schema = "s.avsc"
+event_time_field = "event_time"
+[window]
+size_secs = 60
+sql = "SELECT * FROM events"
+[output]
+topic = "out"
+schema = "o.avsc"
+"#;
+
+    #[test]
+    fn minimal_topology_gets_documented_defaults() {
+        let t = Topology::parse(MINIMAL).expect("parses");
+        assert!(t.validate().is_empty(), "{:?}", t.validate());
+        assert_eq!(t.window.watermark_delay_secs, 60);
+        assert_eq!(t.model.holdout_fraction, 0.5);
+        assert_eq!(t.transactional_id(), "resynth-t");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let text = MINIMAL.replace("size_secs = 60", "size_secs = 60\nsize_mins = 1");
+        let err = Topology::parse(&text).unwrap_err();
+        assert!(err.contains("size_mins"), "{err}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let text = MINIMAL.replace("group_id = \"g\"\n", "");
+        let err = Topology::parse(&text).unwrap_err();
+        assert!(err.contains("group_id"), "{err}");
+    }
+
+    #[test]
+    fn every_value_problem_is_listed_with_its_path() {
+        let text = MINIMAL
+            .replace("size_secs = 60", "size_secs = 0")
+            .replace("source_topic = \"in\"", "source_topic = \"out\"")
+            .replace(
+                "[output]",
+                "[drift]\nks_max = 1.5\npersist_k = 4\n[model]\nholdout_fraction = 1.0\n[output]",
+            );
+        let t = Topology::parse(&text).expect("parses");
+        let problems = t.validate();
+        for path in [
+            "window.size_secs",
+            "kafka.source_topic",
+            "drift.ks_max",
+            "drift.persist_k",
+            "model.holdout_fraction",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(path)),
+                "{path} missing from {problems:?}"
+            );
+        }
+    }
+}

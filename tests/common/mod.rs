@@ -1,0 +1,216 @@
+//! Shared setup for integration tests: the real Kafka broker from
+//! `deploy/kafka`, unique topic names per test, and a topology built from the
+//! demo topology pointed at them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+
+use resynth::topology::Topology;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Bootstrap address of the real broker, starting it if needed
+/// (`deploy/kafka/kafka.sh start` is idempotent and serialised by a lock).
+pub fn kafka() -> &'static str {
+    static BROKERS: OnceLock<String> = OnceLock::new();
+    BROKERS.get_or_init(|| {
+        if let Ok(b) = std::env::var("RESYNTH_TEST_BROKERS") {
+            return b;
+        }
+        let status = Command::new("bash")
+            .arg(repo().join("deploy/kafka/kafka.sh"))
+            .arg("start")
+            .status()
+            .expect("run deploy/kafka/kafka.sh");
+        assert!(status.success(), "deploy/kafka/kafka.sh start failed");
+        format!(
+            "127.0.0.1:{}",
+            std::env::var("KAFKA_PORT").unwrap_or_else(|_| "19092".into())
+        )
+    })
+}
+
+/// A fresh name for this test's topics and group.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+pub async fn create_topics(brokers: &str, names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// The demo topology with every topic, the group and the audit dir made unique.
+pub fn topology(brokers: &str, id: &str, audit_dir: &Path) -> Topology {
+    let mut t = Topology::load(&repo().join("topologies/demo.toml")).expect("demo topology loads");
+    t.name = id.to_string();
+    t.kafka.brokers = brokers.to_string();
+    t.kafka.group_id = format!("{id}-group");
+    t.kafka.source_topic = format!("{id}.labs");
+    t.kafka.dead_letter_topic = format!("{id}.dlq");
+    t.kafka.quarantine_topic = format!("{id}.quarantine");
+    t.kafka.alerts_topic = format!("{id}.alerts");
+    t.output.topic = format!("{id}.synthetic");
+    t.audit.dir = audit_dir.to_path_buf();
+    t.telemetry.metrics_addr = String::new();
+    t
+}
+
+pub fn all_topics(t: &Topology) -> Vec<String> {
+    vec![
+        t.kafka.source_topic.clone(),
+        t.kafka.dead_letter_topic.clone(),
+        t.kafka.quarantine_topic.clone(),
+        t.kafka.alerts_topic.clone(),
+        t.output.topic.clone(),
+    ]
+}
+
+/// A record as an independent downstream consumer sees it.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Reads every committed record of `topic` from the start, until the
+/// consumer's position reaches the high watermark of every partition.
+pub fn read_all(brokers: &str, topic: &str) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len();
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let mut eof = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while eof.len() < partitions {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out reading {topic}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                eof.remove(&m.partition());
+                out.push(Read {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(|k| k.to_vec()),
+                    payload: m.payload().unwrap_or(&[]).to_vec(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                eof.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Committed offsets of `group` on `topic` (partition → offset; -1001 = none).
+pub fn committed(brokers: &str, group: &str, topic: &str) -> Vec<(i32, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("offset reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    got.elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
+        .collect()
+}
+
+/// High watermark per partition.
+pub fn high_watermarks(brokers: &str, topic: &str) -> Vec<(i32, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("client");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            (p.id(), high)
+        })
+        .collect()
+}
