@@ -186,8 +186,15 @@ pub fn process(
         let sample_seed = derive_seed(topo.model.seed, "sample", version * 1000 + attempt as u64);
         let synthetic = model.model.sample(n, sample_seed);
         let started = Instant::now();
-        let report = gate::evaluate(&train, &holdout, &synthetic, &topo.gate, sample_seed)
-            .map_err(|e| EngineError::Gate(e.to_string()))?;
+        let report = gate::evaluate(
+            &train,
+            &holdout,
+            &synthetic,
+            &topo.gate,
+            &topo.roles,
+            sample_seed,
+        )
+        .map_err(|e| EngineError::Gate(e.to_string()))?;
         histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "gate")
             .record(started.elapsed().as_secs_f64());
         let run_id = format!("{batch_id}-a{attempt}");

@@ -23,7 +23,7 @@
 //! let t = |v: Vec<f64>| Table::new(vec![Column::numeric("x", v)]);
 //! let (r, h) = (t((0..200).map(f64::from).collect()), t((0..200).map(|i| i as f64 + 0.5).collect()));
 //! let s = r.clone(); // a copy of the training data must not be published
-//! let report = evaluate(&r, &h, &s, &GateConfig::default(), 7).unwrap();
+//! let report = evaluate(&r, &h, &s, &GateConfig::default(), &Default::default(), 7).unwrap();
 //! assert_eq!(report.failed_operators(), vec!["exact_match", "dcr_share"]);
 //! ```
 
@@ -33,11 +33,13 @@ mod input;
 mod parallel;
 mod privacy;
 mod report;
+mod roles;
 #[cfg(test)]
 mod tests;
 
 pub use config::GateConfig;
 pub use report::{GateReport, OperatorResult, operator};
+pub use roles::{Conditional, Roles, Subgroup, Target};
 
 use crate::stats::StatsError;
 use crate::table::Table;
@@ -118,8 +120,10 @@ pub fn evaluate(
     holdout: &Table,
     synthetic: &Table,
     config: &GateConfig,
+    roles: &Roles,
     seed: u64,
 ) -> Result<GateReport, GateError> {
+    let _ = roles; // quasi-identifier, utility and conditional operators read it
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(GateError::InvalidConfig { problems });

@@ -75,7 +75,8 @@ fn trio(n: usize, d: Distortion) -> (Table, Table, Table) {
 }
 
 fn run(r: &Table, h: &Table, s: &Table) -> GateReport {
-    let report = evaluate(r, h, s, &GateConfig::default(), 42).expect("gate runs");
+    let report =
+        evaluate(r, h, s, &GateConfig::default(), &Roles::default(), 42).expect("gate runs");
     for x in &report.results {
         assert!(x.statistic.is_finite() && x.threshold.is_finite(), "{x:?}");
         assert!(x.noise_floor.is_none_or(f64::is_finite), "{x:?}");
@@ -128,7 +129,7 @@ fn shifted_numeric_column_fails_ks_and_wasserstein_only_there() {
         ks_max: 0.5,
         ..GateConfig::default()
     };
-    let report = evaluate(&r, &h, &s, &loose, 42).unwrap();
+    let report = evaluate(&r, &h, &s, &loose, &Roles::default(), 42).unwrap();
     assert!(find(&report, operator::KS, &["age"]).passed);
 }
 
@@ -166,7 +167,7 @@ fn broken_or_flipped_correlation_fails() {
         correlation_diff_max: 2.0,
         ..GateConfig::default()
     };
-    let report = evaluate(&r, &h, &s, &any_change, 42).unwrap();
+    let report = evaluate(&r, &h, &s, &any_change, &Roles::default(), 42).unwrap();
     let pair = find(&report, operator::SPEARMAN_DIFF, &["age", "bmi"]);
     assert!(!pair.passed && pair.statistic <= 2.0, "{pair:?}");
     assert!(pair.explanation.contains("sign flipped"));
@@ -240,7 +241,7 @@ fn dcr_subsamples_synthetic_and_balances_reference_sizes() {
         max_dcr_synthetic_rows: 500,
         ..GateConfig::default()
     };
-    let report = evaluate(&r, &h, &s, &config, 9).unwrap();
+    let report = evaluate(&r, &h, &s, &config, &Roles::default(), 9).unwrap();
     let dcr = find(&report, operator::DCR_SHARE, &[]);
     // n = 500 → 0.5 + 1.645·sqrt(0.25/500) = 0.5367828...
     assert!((dcr.threshold - 0.536_782_8).abs() < 1e-6, "{dcr:?}");
@@ -248,7 +249,10 @@ fn dcr_subsamples_synthetic_and_balances_reference_sizes() {
     assert!(dcr.explanation.contains("subsampled from 3000"));
     assert!(dcr.explanation.contains("subsampled to 1000"));
     // Same seed, same report.
-    assert_eq!(evaluate(&r, &h, &s, &config, 9).unwrap(), report);
+    assert_eq!(
+        evaluate(&r, &h, &s, &config, &Roles::default(), 9).unwrap(),
+        report
+    );
 }
 
 #[test]
@@ -279,7 +283,7 @@ fn bad_input_is_an_error_naming_the_problem() {
 
     let mut missing = s.clone();
     missing.columns.retain(|c| c.name != "bmi");
-    let err = evaluate(&r, &h, &missing, &cfg, 0).unwrap_err();
+    let err = evaluate(&r, &h, &missing, &cfg, &Roles::default(), 0).unwrap_err();
     assert!(
         matches!(&err, GateError::MissingColumn { table: "synthetic", column, .. } if column == "bmi")
     );
@@ -288,7 +292,7 @@ fn bad_input_is_an_error_naming_the_problem() {
     let mut extra = h.clone();
     extra.columns.push(Column::numeric("zip", vec![0.0; 50]));
     assert!(matches!(
-        evaluate(&r, &extra, &s, &cfg, 0),
+        evaluate(&r, &extra, &s, &cfg, &Roles::default(), 0),
         Err(GateError::UnexpectedColumn {
             table: "holdout",
             ..
@@ -298,7 +302,7 @@ fn bad_input_is_an_error_naming_the_problem() {
     let mut kind = s.clone();
     kind.columns[0] = Column::categorical("age", &vec![Some("old"); 50]);
     assert!(matches!(
-        evaluate(&r, &h, &kind, &cfg, 0),
+        evaluate(&r, &h, &kind, &cfg, &Roles::default(), 0),
         Err(GateError::KindMismatch {
             expected: "numeric",
             found: "categorical",
@@ -313,14 +317,14 @@ fn bad_input_is_an_error_naming_the_problem() {
             .collect(),
     );
     assert!(matches!(
-        evaluate(&r, &h, &empty, &cfg, 0),
+        evaluate(&r, &h, &empty, &cfg, &Roles::default(), 0),
         Err(GateError::Empty {
             table: "synthetic",
             what: "rows"
         })
     ));
     assert!(matches!(
-        evaluate(&Table::default(), &h, &s, &cfg, 0),
+        evaluate(&Table::default(), &h, &s, &cfg, &Roles::default(), 0),
         Err(GateError::Empty {
             table: "training",
             what: "columns"
@@ -330,7 +334,7 @@ fn bad_input_is_an_error_naming_the_problem() {
     let mut ragged = s.clone();
     ragged.columns[1] = Column::numeric("bmi", vec![1.0; 10]);
     assert!(matches!(
-        evaluate(&r, &h, &ragged, &cfg, 0),
+        evaluate(&r, &h, &ragged, &cfg, &Roles::default(), 0),
         Err(GateError::RaggedColumn {
             expected: 50,
             found: 10,
@@ -343,7 +347,7 @@ fn bad_input_is_an_error_naming_the_problem() {
         codes[7] = 99;
     }
     assert!(matches!(
-        evaluate(&r, &h, &bad_code, &cfg, 0),
+        evaluate(&r, &h, &bad_code, &cfg, &Roles::default(), 0),
         Err(GateError::InvalidCode {
             row: 7,
             code: 99,
@@ -354,7 +358,7 @@ fn bad_input_is_an_error_naming_the_problem() {
     let mut dup = r.clone();
     dup.columns.push(dup.columns[0].clone());
     assert!(matches!(
-        evaluate(&dup, &h, &s, &cfg, 0),
+        evaluate(&dup, &h, &s, &cfg, &Roles::default(), 0),
         Err(GateError::DuplicateColumn {
             table: "training",
             ..
@@ -366,7 +370,7 @@ fn bad_input_is_an_error_naming_the_problem() {
         tv_max: 2.0,
         ..GateConfig::default()
     };
-    match evaluate(&r, &h, &s, &bad_cfg, 0) {
+    match evaluate(&r, &h, &s, &bad_cfg, &Roles::default(), 0) {
         Err(GateError::InvalidConfig { problems }) => assert_eq!(problems.len(), 2),
         other => panic!("expected InvalidConfig, got {other:?}"),
     }

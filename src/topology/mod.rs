@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::gate::GateConfig;
+use crate::gate::{GateConfig, Roles};
 use crate::generate::copula::CopulaConfig;
 
 /// Problems found while loading a topology, each naming its path in the file.
@@ -57,6 +57,10 @@ pub struct Topology {
     /// Fidelity and privacy gate thresholds.
     #[serde(default)]
     pub gate: GateConfig,
+    /// What columns mean to the gate: quasi-identifiers, sensitive columns,
+    /// subgroups, utility target, conditionals.
+    #[serde(default)]
+    pub roles: Roles,
     /// Where the synthetic records are published and what they look like.
     pub output: OutputConfig,
     /// Audit log, reports and model registry on disk.
