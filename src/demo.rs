@@ -213,6 +213,13 @@ pub fn print_progress(p: Progress) {
         Progress::Quarantined { batch_id, failed } => {
             println!("  QUARANTINED {batch_id} (failed: {})", failed.join(", "))
         }
+        Progress::RefitRefused {
+            spent,
+            requested,
+            cap,
+        } => println!(
+            "  REFIT REFUSED: ε {requested} on top of {spent} spent would pass the cap {cap}; deployed model stays"
+        ),
         Progress::Committed {
             records,
             dead_letters,

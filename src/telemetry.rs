@@ -18,6 +18,10 @@ pub const DRIFT_SCORE: &str = "resynth_drift_score";
 /// 0 = OK, 1 = WARN, 2 = DRIFT.
 pub const DRIFT_STATE: &str = "resynth_drift_state";
 pub const REFITS: &str = "resynth_refits_total";
+/// Refits refused because the privacy budget cap would be passed.
+pub const REFITS_REFUSED: &str = "resynth_refits_refused_total";
+/// ε booked in the privacy-budget ledger (basic composition).
+pub const PRIVACY_BUDGET_SPENT: &str = "resynth_privacy_budget_epsilon";
 /// Gate attempts by `result` (pass, fail).
 pub const GATE_RESULTS: &str = "resynth_gate_results_total";
 /// Failed operators by `operator`.

@@ -38,6 +38,7 @@ fn demo_fits_detects_drift_refits_publishes_and_reports_metrics() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     topology.audit.dir = dir.path().join("out");
+    topology.output.max_regenerations = 5; // see tests/common: pipeline, not gate calibration
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
@@ -52,7 +53,7 @@ fn demo_fits_detects_drift_refits_publishes_and_reports_metrics() {
         windows: 6,
         max_events: None,
         duration: Some(Duration::from_secs(120)),
-        patients: 2400,
+        patients: 4000,
         drift: Some(DriftSpec {
             start_window: 3,
             columns: vec!["hba1c".into(), "glucose".into()],

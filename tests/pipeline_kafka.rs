@@ -17,7 +17,7 @@ use resynth::topology::EventFormat;
 
 fn simulator(window_ms: i64) -> Simulator {
     Simulator::new(SimulatorConfig {
-        patients: 2400,
+        patients: 4000,
         window_ms,
         drift: Some(DriftSpec {
             start_window: 3,
@@ -278,4 +278,98 @@ fn bounded_run_commits_only_finalised_offsets_and_resumes_without_duplicates() {
         common::committed(brokers, &topo.kafka.group_id, &topo.kafka.source_topic),
         common::high_watermarks(brokers, &topo.kafka.source_topic)
     );
+}
+
+/// A batch that fails the gate after every regeneration goes to the
+/// quarantine topic with its failed operators, never to the synthetic topic,
+/// and the failing model is not deployed.
+#[test]
+fn failing_batches_are_quarantined_never_published() {
+    let brokers = common::kafka();
+    let rt = rt();
+    let id = common::unique("quarantine");
+    let dir = tempfile::tempdir().unwrap();
+    let mut topo = common::topology(brokers, &id, dir.path());
+    topo.gate.ks_max = 1e-6; // no sample can pass
+    topo.output.max_regenerations = 1;
+    let topics = common::all_topics(&topo);
+    rt.block_on(common::create_topics(
+        brokers,
+        &topics.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        1,
+    ));
+    let schema = RecordSchema::load(&topo.source.schema).unwrap();
+    let sim = simulator((topo.window.size_secs * 1000) as i64);
+    load_topic(
+        brokers,
+        &topo.kafka.source_topic,
+        &sim,
+        &schema,
+        &LoadPlan {
+            windows: 2,
+            max_events: None,
+            corrupt: 0,
+            late: 0,
+            format: EventFormat::Avro,
+        },
+    )
+    .unwrap();
+    let options = RunOptions {
+        idle_exit: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    let summary = engine::run(&topo, brokers, &options, rt.handle(), &mut |_| {}).unwrap();
+    assert_eq!(summary.batches_published, 0);
+    assert_eq!(
+        summary.batches_quarantined, 2,
+        "no model deployed, so each window tries again: {summary:?}"
+    );
+    assert_eq!(summary.deployed_version, None);
+
+    assert!(
+        common::read_all(brokers, &topo.output.topic).is_empty(),
+        "nothing failing is published"
+    );
+    let quarantined = common::read_all(brokers, &topo.kafka.quarantine_topic);
+    assert!(!quarantined.is_empty());
+    for r in &quarantined {
+        assert!(r.header("resynth.gates").unwrap().starts_with("failed"));
+        let failed: serde_json::Value =
+            serde_json::from_str(&r.header("resynth.failed_operators").unwrap()).unwrap();
+        assert!(
+            failed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["operator"] == "ks")
+        );
+        for name in header_names() {
+            assert!(
+                r.header(name).is_some(),
+                "quarantined records keep lineage: {name}"
+            );
+        }
+    }
+    let alerts = common::read_all(brokers, &topo.kafka.alerts_topic);
+    let quarantine_alerts = alerts
+        .iter()
+        .filter(|a| {
+            serde_json::from_slice::<serde_json::Value>(&a.payload).unwrap()["kind"]
+                == "batch_quarantined"
+        })
+        .count();
+    assert_eq!(quarantine_alerts, 2);
+    let entries = audit::verify(&dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.kind == "batch_quarantined")
+            .count(),
+        2
+    );
+    // Every attempt's report is on disk as evidence.
+    let reports = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .count();
+    assert_eq!(reports, 4, "2 windows × (1 + 1 regeneration)");
 }

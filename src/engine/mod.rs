@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::audit::{self, AuditLog};
 use crate::drift::{DriftMonitor, DriftState};
+use crate::generate::ledger::Ledger;
 use crate::generate::{ModelRecord, ModelRegistry, RegistryError};
 use crate::schema::decode::EventDecoder;
 use crate::schema::{RecordSchema, SchemaError, arrow_table, encode};
@@ -112,6 +113,11 @@ pub enum Progress {
         batch_id: String,
         failed: Vec<String>,
     },
+    RefitRefused {
+        spent: f64,
+        requested: f64,
+        cap: f64,
+    },
     Committed {
         records: usize,
         dead_letters: usize,
@@ -143,6 +149,7 @@ pub struct RunSummary {
     pub replayed: u64,
     pub windows_closed: u64,
     pub windows_skipped: u64,
+    /// Models fitted (initial and drift refits), whether or not their batch passed.
     pub refits: u64,
     pub drift_windows: u64,
     pub batches_published: u64,
@@ -295,6 +302,16 @@ pub fn run(
     let mut deployed: Option<ModelRecord> = registry.deployed().map_err(EngineError::Registry)?;
     let mut audit_log = AuditLog::open(&topology.audit.dir.join("audit.jsonl"))?;
     let mut monitor = DriftMonitor::new(&topology.drift);
+    let ledger_dir = topology.audit.dir.join("ledger");
+    std::fs::create_dir_all(&ledger_dir)
+        .map_err(|e| EngineError::Generate(format!("{}: {e}", ledger_dir.display())))?;
+    let mut ledger = Ledger::open(
+        ledger_dir.join(format!("{name}--{}.jsonl", topology.kafka.source_topic)),
+        topology.budget.epsilon_cap,
+        None,
+    )
+    .map_err(|e| EngineError::Generate(e.to_string()))?;
+    gauge!(t::PRIVACY_BUDGET_SPENT, "topology" => name.clone()).set(ledger.total().epsilon);
     let publisher = Publisher::new(
         brokers,
         &topology.transactional_id(),
@@ -457,6 +474,7 @@ pub fn run(
                 registry: &registry,
                 deployed: &mut deployed,
                 monitor: &mut monitor,
+                ledger: &mut ledger,
                 window_index,
             };
             let outcome = window_job::process(ctx, window, training, progress)?;
@@ -499,13 +517,15 @@ pub fn run(
                     .deploy(model.version)
                     .map_err(EngineError::Registry)?;
                 monitor.refitted();
-                summary.refits += 1;
                 summary.batches_published += 1;
                 summary.records_published += outcome.published_records as u64;
                 counter!(t::BATCHES_PUBLISHED, "topology" => name.clone()).increment(1);
                 counter!(t::RECORDS_PUBLISHED, "topology" => name.clone())
                     .increment(outcome.published_records as u64);
                 deployed = Some(model);
+            }
+            if outcome.fitted {
+                summary.refits += 1;
             }
             if outcome.quarantined {
                 summary.batches_quarantined += 1;

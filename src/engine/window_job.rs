@@ -11,7 +11,11 @@ use serde_json::json;
 use super::{EngineError, Progress};
 use crate::drift::{self, DriftMonitor};
 use crate::gate::{self, GateReport};
-use crate::generate::{self, FittedOn, ModelRecord, ModelRegistry, derive_seed, split_by_entity};
+use crate::generate::ledger::{Ledger, LedgerError};
+use crate::generate::{
+    self, FittedOn, GeneratorKind, GeneratorModel, ModelRecord, ModelRegistry, derive_seed,
+    split_by_entity,
+};
 use crate::schema::{RecordSchema, arrow_table, encode};
 use crate::sink::{Lineage, OutRecord};
 use crate::telemetry as t;
@@ -31,6 +35,8 @@ pub struct WindowOutcome {
     pub published_records: usize,
     pub quarantined: bool,
     pub skipped: bool,
+    /// A model was fitted for this window (deployed or not).
+    pub fitted: bool,
 }
 
 /// State that outlives one window.
@@ -40,6 +46,7 @@ pub struct WindowContext<'a> {
     pub registry: &'a ModelRegistry,
     pub deployed: &'a mut Option<ModelRecord>,
     pub monitor: &'a mut DriftMonitor,
+    pub ledger: &'a mut Ledger,
     pub window_index: u64,
 }
 
@@ -152,14 +159,72 @@ pub fn process(
         train_rows: train.n_rows(),
         holdout_rows: holdout.n_rows(),
     };
+    // A DP refit must fit within the privacy budget, or it does not happen.
+    if let (GeneratorKind::Privbayes, Some(pb)) = (topo.model.generator, &topo.privbayes)
+        && let Some(cap) = topo.budget.epsilon_cap
+    {
+        let spent = ctx.ledger.total().epsilon;
+        if spent + pb.epsilon > cap * (1.0 + 1e-9) {
+            return Ok(refuse_refit(
+                topo,
+                &window_label,
+                version,
+                spent,
+                pb.epsilon,
+                cap,
+                out,
+                progress,
+            ));
+        }
+    }
     let started = Instant::now();
     let fit_seed = derive_seed(topo.model.seed, "fit", version);
-    let model = generate::fit_copula(name, version, &train, &topo.copula, fit_seed, fitted_on)
+    let settings = generate::GeneratorSettings {
+        kind: topo.model.generator,
+        copula: &topo.copula,
+        stratify: topo
+            .model
+            .stratify_by
+            .as_deref()
+            .map(|c| (c, topo.model.min_stratum_rows)),
+        privbayes: topo.privbayes.as_ref(),
+    };
+    let model = generate::fit_model(name, version, &train, settings, fit_seed, fitted_on)
         .map_err(|e| EngineError::Generate(e.to_string()))?;
+    if let GeneratorModel::Privbayes(m) = &model.model {
+        match ctx
+            .ledger
+            .try_book(m.ledger_entry(name, version, crate::audit::now_ms()))
+        {
+            Ok(totals) => {
+                gauge!(t::PRIVACY_BUDGET_SPENT, "topology" => name.to_string()).set(totals.epsilon);
+            }
+            Err(LedgerError::CapExceeded {
+                requested,
+                spent,
+                cap,
+                ..
+            }) => {
+                return Ok(refuse_refit(
+                    topo,
+                    &window_label,
+                    version,
+                    spent,
+                    requested,
+                    cap,
+                    out,
+                    progress,
+                ));
+            }
+            Err(e) => return Err(EngineError::Generate(e.to_string())),
+        }
+    }
+    let ledger_total = ctx.ledger.total().epsilon;
     histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "fit")
         .record(started.elapsed().as_secs_f64());
     ctx.registry.save(&model).map_err(EngineError::Registry)?;
     counter!(t::REFITS, "topology" => name.to_string()).increment(1);
+    out.fitted = true;
     progress(Progress::Fitted {
         version,
         reason: refit_reason,
@@ -170,8 +235,8 @@ pub fn process(
     out.audit.push((
         "model_fitted".into(),
         json!({"version": version, "sha256": model.sha256, "generator": model.generator,
-               "reason": refit_reason, "fit_seed": fit_seed, "fitted_on": model.fitted_on,
-               "epsilon": null, "dp": false}),
+               "reason": refit_reason, "fit_seed": model.fit_seed, "fitted_on": model.fitted_on,
+               "epsilon": model.epsilon, "dp": model.epsilon.is_some(), "ledger_total_epsilon": ledger_total}),
     ));
 
     let n = if topo.model.synthetic_rows == 0 {
@@ -220,7 +285,7 @@ pub fn process(
             run_id.clone(),
             json!({"validation_run": run_id, "batch_id": batch_id, "topology": name,
                    "model_version": version, "model_sha256": model.sha256, "generator": model.generator,
-                   "epsilon": null, "dp_note": "Gaussian copula: not differentially private; no privacy budget spent",
+                   "epsilon": model.epsilon, "ledger_total_epsilon": ledger_total, "dp_note": dp_note(&model),
                    "window": window_label, "attempt": attempt, "sample_seed": sample_seed,
                    "rows": {"train": train.n_rows(), "holdout": holdout.n_rows(), "synthetic": n},
                    "drift": verdict_json, "gate": report}),
@@ -244,7 +309,13 @@ pub fn process(
         source: source_ranges(&topo.kafka.source_topic, &window).join(","),
         window: window_label.clone(),
         validation_run: run_id.clone(),
-        epsilon: "model=none;ledger_total=0".into(),
+        epsilon: format!(
+            "model={};ledger_total={}",
+            model
+                .epsilon
+                .map_or("none".to_string(), |(e, _)| format!("{e}")),
+            ledger_total
+        ),
         gates: if report.passed {
             format!("passed {passed_count}/{total}")
         } else {
@@ -315,6 +386,44 @@ pub fn process(
         });
     }
     Ok(out)
+}
+
+fn dp_note(model: &ModelRecord) -> String {
+    match model.epsilon {
+        None => format!(
+            "{}: not differentially private; no privacy budget spent",
+            model.generator
+        ),
+        Some((e, d)) => format!(
+            "{}: ({e}, {d})-differentially private for adding or removing one patient; the gate's verdict is computed on real data and is not covered",
+            model.generator
+        ),
+    }
+}
+
+/// The budget does not allow this refit: alert, audit, keep the deployed model.
+#[allow(clippy::too_many_arguments)]
+fn refuse_refit(
+    topo: &Topology,
+    window: &str,
+    version: u64,
+    spent: f64,
+    requested: f64,
+    cap: f64,
+    mut out: WindowOutcome,
+    progress: &mut dyn FnMut(Progress),
+) -> WindowOutcome {
+    let alert = json!({"kind": "budget_exhausted", "topology": topo.name, "window": window,
+        "would_be_version": version, "epsilon_spent": spent, "epsilon_requested": requested, "epsilon_cap": cap});
+    counter!(t::REFITS_REFUSED, "topology" => topo.name.clone()).increment(1);
+    out.records.push(alert_record(topo, &alert));
+    out.audit.push(("refit_refused".into(), alert));
+    progress(Progress::RefitRefused {
+        spent,
+        requested,
+        cap,
+    });
+    out
 }
 
 fn alert_record(topo: &Topology, alert: &serde_json::Value) -> OutRecord {

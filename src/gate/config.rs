@@ -53,6 +53,102 @@ pub struct GateConfig {
     /// 5 000 keeps the binomial bound within ±1.2 % and the scan in seconds.
     /// Default 5000. Must be ≥ 100.
     pub max_dcr_synthetic_rows: usize,
+    /// Largest total variation allowed between the 2-D contingency tables
+    /// (joint distributions) of a pair of categorical columns in the
+    /// synthetic batch and in the training data: catches generators that
+    /// get every column right but break how columns co-occur. Looser than
+    /// the per-column `tv_max` because a joint table has many more cells,
+    /// so its sampling noise is larger. Default 0.15. Must be in (0, 1].
+    pub contingency_tv_max: f64,
+    /// Largest KS D (numeric column) or total variation (categorical
+    /// column) allowed within one stratum of a configured conditional
+    /// (`roles.conditionals`, e.g. HbA1c given diagnosis). Looser than
+    /// `ks_max` because a stratum has fewer rows. Default 0.15. Must be in
+    /// (0, 1].
+    pub conditional_ks_max: f64,
+    /// Training rows a stratum of a conditional needs to be gated; smaller
+    /// strata are listed as skipped (a KS D of a few dozen rows is mostly
+    /// noise). Default 50. Must be ≥ 1.
+    pub conditional_min_rows: usize,
+    /// Largest allowed AUROC(train on real) − AUROC(train on synthetic),
+    /// both measured on the holdout, for the utility target
+    /// (`roles.target`), overall and within each subgroup: a model
+    /// trained on the synthetic batch may lose at most this much
+    /// discrimination. Default 0.05. Must be in [0, 1].
+    pub utility_auroc_gap_max: f64,
+    /// Labelled holdout rows a subgroup (`roles.subgroups`) needs for its
+    /// own utility gap; with fewer, the AUROC's noise swamps a 0.05 gap and
+    /// the subgroup is listed as skipped. Default 100. Must be ≥ 1.
+    pub utility_min_subgroup_rows: usize,
+    /// Labelled rows each utility model is fitted on: training and
+    /// synthetic are subsampled (seeded) to the same
+    /// `min(|R|, |S|, utility_max_fit_rows)` so neither model sees more
+    /// data and the fit stays well under a second. Default 20000. Must be
+    /// ≥ 100.
+    pub utility_max_fit_rows: usize,
+    /// Largest allowed 95 % upper bound on a membership-inference
+    /// attacker's advantage max(TPR − FPR) at telling training records from
+    /// holdout records using only the synthetic batch. 0 means the batch
+    /// tells an attacker nothing about who was in the training data; 0.10
+    /// (the default, from DESIGN.md) bounds how much better than a coin any
+    /// threshold on the attacker's score can do. Must be in (0, 1].
+    pub mia_advantage_max: f64,
+    /// Training members and holdout non-members given to the
+    /// membership-inference attackers (equal counts; the larger side is
+    /// subsampled, seeded). Each record costs one scan of the synthetic and
+    /// holdout tables, so this caps the operator's time; 2 000 per side keeps
+    /// the bootstrap bound within about ±0.03 of the estimate. Chance alone
+    /// gives an advantage of about 1.22·√(2/n) at n per side, so below
+    /// roughly 1 000 records per side even a generator that leaks nothing
+    /// cannot be shown to stay under 0.10. Default 2000. Must be ≥ 50.
+    pub mia_max_records: usize,
+    /// k of k-anonymity: a training equivalence class (rows with equal
+    /// quasi-identifiers) smaller than k points at fewer than k real
+    /// people. Default 5; use 11 for data released to the public (the
+    /// small-cell rule of CMS and many registries). Must be ≥ 2.
+    pub k_anonymity_k: usize,
+    /// Allowance on top of the holdout's share of records that fall in a
+    /// training class smaller than k: synthetic records may land there only
+    /// as often as fresh real records do, plus this margin. Default 0.01.
+    /// Must be in [0, 1].
+    pub k_anonymity_margin: f64,
+    /// Distinct l-diversity: a training class whose sensitive column takes
+    /// fewer than l distinct values (missing counts as a value) reveals that
+    /// value to anyone who places a person in the class. Default 2. Must be
+    /// ≥ 1 (1 disables the check in effect).
+    pub l_diversity_min: usize,
+    /// Allowance on top of the holdout's share of matched records in
+    /// classes below l. Default 0.01. Must be in [0, 1].
+    pub l_diversity_margin: f64,
+    /// Largest allowed 95 % upper bound on the singling-out risk
+    /// (a − c)/(1 − c), Anonymeter-style: how much more often predicates
+    /// read off the synthetic batch isolate exactly one training record than
+    /// one holdout record. Default 0.05. Must be in (0, 1].
+    pub singling_out_risk_max: f64,
+    /// Largest allowed 95 % upper bound on the linkability risk: how much
+    /// more often the synthetic batch links the two halves of a training
+    /// record's quasi-identifiers than a holdout record's. Default 0.05.
+    /// Must be in (0, 1].
+    pub linkability_risk_max: f64,
+    /// Largest allowed 95 % upper bound on the attribute-inference risk per
+    /// sensitive column: how much more often the nearest synthetic record
+    /// on the quasi-identifiers reveals a training record's value than a
+    /// holdout record's. Default 0.10. Must be in (0, 1].
+    pub inference_risk_max: f64,
+    /// Attacks per Anonymeter-style risk (singling-out queries, linkability
+    /// and inference targets on each of training and holdout, fewer when a
+    /// table is smaller), seeded. The gate tests the *upper* bound of the
+    /// risk, whose width grows as 1/(1 − c) with the control success rate c:
+    /// at Anonymeter's default of 500 a generator that leaks nothing has an
+    /// upper bound of ≈ 0.06 at c = 0.2 and ≈ 0.12 at c = 0.5, above the
+    /// 0.05 / 0.10 limits, so it would fail most batches. 5 000 brings those
+    /// to ≈ 0.02 and ≈ 0.04 (Wilson half-width ≤ 0.014 per rate) for about
+    /// 2 s of CPU at 50 000 rows. Default 5000. Must be ≥ 10.
+    pub anonymeter_n_attacks: usize,
+    /// An inferred numeric secret counts as correct when
+    /// |guess − secret| ≤ tolerance · |secret| (categorical secrets must
+    /// match exactly). Default 0.05, as Anonymeter. Must be in [0, 1].
+    pub inference_tolerance: f64,
 }
 
 impl Default for GateConfig {
@@ -66,6 +162,23 @@ impl Default for GateConfig {
             dcr_share_cap: 0.55,
             exact_match_margin: 0.001,
             max_dcr_synthetic_rows: 5000,
+            contingency_tv_max: 0.15,
+            conditional_ks_max: 0.15,
+            conditional_min_rows: 50,
+            utility_auroc_gap_max: 0.05,
+            utility_min_subgroup_rows: 100,
+            utility_max_fit_rows: 20_000,
+            mia_advantage_max: 0.10,
+            mia_max_records: 2000,
+            k_anonymity_k: 5,
+            k_anonymity_margin: 0.01,
+            l_diversity_min: 2,
+            l_diversity_margin: 0.01,
+            singling_out_risk_max: 0.05,
+            linkability_risk_max: 0.05,
+            inference_risk_max: 0.10,
+            anonymeter_n_attacks: 5000,
+            inference_tolerance: 0.05,
         }
     }
 }
@@ -113,11 +226,58 @@ impl GateConfig {
             (0.0..=1.0).contains(&self.exact_match_margin),
             "[0, 1]",
         );
-        if self.max_dcr_synthetic_rows < 100 {
-            problems.push(format!(
-                "gate.max_dcr_synthetic_rows: must be at least 100, got {}",
-                self.max_dcr_synthetic_rows
-            ));
+        check(
+            "contingency_tv_max",
+            self.contingency_tv_max,
+            open_unit(self.contingency_tv_max),
+            "(0, 1]",
+        );
+        check(
+            "conditional_ks_max",
+            self.conditional_ks_max,
+            open_unit(self.conditional_ks_max),
+            "(0, 1]",
+        );
+        for (field, value) in [
+            ("mia_advantage_max", self.mia_advantage_max),
+            ("singling_out_risk_max", self.singling_out_risk_max),
+            ("linkability_risk_max", self.linkability_risk_max),
+            ("inference_risk_max", self.inference_risk_max),
+        ] {
+            check(field, value, open_unit(value), "(0, 1]");
+        }
+        for (field, value) in [
+            ("k_anonymity_margin", self.k_anonymity_margin),
+            ("l_diversity_margin", self.l_diversity_margin),
+            ("inference_tolerance", self.inference_tolerance),
+        ] {
+            check(field, value, (0.0..=1.0).contains(&value), "[0, 1]");
+        }
+        check(
+            "utility_auroc_gap_max",
+            self.utility_auroc_gap_max,
+            (0.0..=1.0).contains(&self.utility_auroc_gap_max),
+            "[0, 1]",
+        );
+        for (field, value, least) in [
+            ("max_dcr_synthetic_rows", self.max_dcr_synthetic_rows, 100),
+            ("conditional_min_rows", self.conditional_min_rows, 1),
+            (
+                "utility_min_subgroup_rows",
+                self.utility_min_subgroup_rows,
+                1,
+            ),
+            ("utility_max_fit_rows", self.utility_max_fit_rows, 100),
+            ("mia_max_records", self.mia_max_records, 50),
+            ("k_anonymity_k", self.k_anonymity_k, 2),
+            ("l_diversity_min", self.l_diversity_min, 1),
+            ("anonymeter_n_attacks", self.anonymeter_n_attacks, 10),
+        ] {
+            if value < least {
+                problems.push(format!(
+                    "gate.{field}: must be at least {least}, got {value}"
+                ));
+            }
         }
         problems
     }
@@ -139,6 +299,27 @@ mod tests {
             (0.10, 0.3)
         );
         assert_eq!((c.dcr_share_cap, c.exact_match_margin), (0.55, 0.001));
+        assert_eq!((c.contingency_tv_max, c.conditional_ks_max), (0.15, 0.15));
+        assert_eq!(c.conditional_min_rows, 50);
+        assert_eq!((c.mia_advantage_max, c.mia_max_records), (0.10, 2000));
+        assert_eq!((c.k_anonymity_k, c.k_anonymity_margin), (5, 0.01));
+        assert_eq!((c.l_diversity_min, c.l_diversity_margin), (2, 0.01));
+        assert_eq!(
+            (
+                c.singling_out_risk_max,
+                c.linkability_risk_max,
+                c.inference_risk_max
+            ),
+            (0.05, 0.05, 0.10)
+        );
+        assert_eq!(
+            (c.anonymeter_n_attacks, c.inference_tolerance),
+            (5000, 0.05)
+        );
+        assert_eq!(
+            (c.utility_auroc_gap_max, c.utility_min_subgroup_rows),
+            (0.05, 100)
+        );
         assert!(c.validate().is_empty());
     }
 
@@ -153,6 +334,7 @@ mod tests {
             dcr_share_cap: 0.4,
             exact_match_margin: 0.001,
             max_dcr_synthetic_rows: 10,
+            ..GateConfig::default()
         };
         let problems = c.validate();
         assert_eq!(problems.len(), 6, "{problems:?}");
@@ -166,6 +348,58 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p.starts_with("gate.max_dcr_synthetic_rows"))
+        );
+        let c = GateConfig {
+            contingency_tv_max: 0.0,
+            conditional_ks_max: 1.5,
+            conditional_min_rows: 0,
+            utility_auroc_gap_max: -0.01,
+            utility_min_subgroup_rows: 0,
+            utility_max_fit_rows: 99,
+            ..GateConfig::default()
+        };
+        let problems = c.validate();
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        for field in [
+            "contingency_tv_max",
+            "conditional_ks_max",
+            "conditional_min_rows",
+            "utility_auroc_gap_max",
+            "utility_min_subgroup_rows",
+            "utility_max_fit_rows",
+        ] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("gate.{field}:"))),
+                "{field}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lists_every_privacy_problem() {
+        let c = GateConfig {
+            mia_advantage_max: 0.0,
+            mia_max_records: 10,
+            k_anonymity_k: 1,
+            k_anonymity_margin: -0.1,
+            l_diversity_min: 0,
+            l_diversity_margin: 2.0,
+            singling_out_risk_max: f64::NAN,
+            linkability_risk_max: 1.5,
+            inference_risk_max: 0.0,
+            anonymeter_n_attacks: 0,
+            inference_tolerance: f64::INFINITY,
+            ..GateConfig::default()
+        };
+        let problems = c.validate();
+        assert_eq!(problems.len(), 11, "{problems:?}");
+        assert!(problems.contains(&"gate.k_anonymity_k: must be at least 2, got 1".to_string()));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("gate.singling_out_risk_max: must be in (0, 1]"))
         );
     }
 

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::QualityScores;
+
 /// Operator names used in [`OperatorResult::operator`].
 pub mod operator {
     /// Kolmogorov–Smirnov D per numeric column.
@@ -21,6 +23,34 @@ pub mod operator {
     pub const EXACT_MATCH: &str = "exact_match";
     /// Distance-to-closest-record share P[d(s,R) < d(s,H)].
     pub const DCR_SHARE: &str = "dcr_share";
+    /// Total variation of a pair's 2-D contingency table.
+    pub const CONTINGENCY_TV: &str = "contingency_tv";
+    /// KS D (numeric) or TV (categorical) of a column within one stratum
+    /// of a configured conditional.
+    pub const CONDITIONAL_KS: &str = "conditional_ks";
+    /// AUROC(train on real) − AUROC(train on synthetic) on the holdout.
+    pub const UTILITY_AUROC_GAP: &str = "utility_auroc_gap";
+    /// The same gap within one subgroup.
+    pub const UTILITY_SUBGROUP_GAP: &str = "utility_subgroup_gap";
+    /// Membership-inference advantage (95 % upper bound) of the attacker
+    /// scoring a record by −(Gower distance to the closest synthetic record).
+    pub const MIA_NEAREST_RECORD: &str = "mia_nearest_record";
+    /// Membership-inference advantage (95 % upper bound) of the attacker
+    /// scoring a record by its k-NN density ratio, synthetic vs holdout.
+    pub const MIA_DENSITY_RATIO: &str = "mia_density_ratio";
+    /// Share of synthetic records matching a training equivalence class
+    /// smaller than k on the quasi-identifiers.
+    pub const K_ANONYMITY_RISK: &str = "k_anonymity_risk";
+    /// Share of matched synthetic records in training classes with fewer
+    /// than l distinct values of a sensitive column.
+    pub const L_DIVERSITY: &str = "l_diversity";
+    /// Anonymeter-style singling-out risk (95 % upper bound).
+    pub const SINGLING_OUT_RISK: &str = "singling_out_risk";
+    /// Anonymeter-style linkability risk (95 % upper bound).
+    pub const LINKABILITY_RISK: &str = "linkability_risk";
+    /// Anonymeter-style attribute-inference risk per sensitive column (95 %
+    /// upper bound).
+    pub const INFERENCE_RISK: &str = "inference_risk";
 }
 
 /// One operator's score on one column, column pair or the whole table.
@@ -48,17 +78,45 @@ pub struct OperatorResult {
 /// All operator results of one gate run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateReport {
-    /// Fidelity results first, then privacy, in column order.
+    /// Fidelity results first (per column, pairs, contingency, conditionals),
+    /// then utility, then privacy (exact match, DCR, membership inference,
+    /// then the quasi-identifier operators), in column order.
     pub results: Vec<OperatorResult>,
     /// True only if every result passed.
     pub passed: bool,
+    /// Evidence that is never gated and does not count towards `passed`:
+    /// contingency TV of categorical × numeric pairs, strata and subgroups
+    /// skipped for size, a utility check that could not run. Each
+    /// explanation starts with "reported, not gated".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported: Vec<OperatorResult>,
+    /// SDMetrics-style Column Shapes / Column Pair Trends (reported, never
+    /// gated: an average hides the worst column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregates: Option<QualityScores>,
 }
 
 impl GateReport {
     /// Builds a report; `passed` is the conjunction of the results.
     pub fn new(results: Vec<OperatorResult>) -> Self {
         let passed = results.iter().all(|r| r.passed);
-        GateReport { results, passed }
+        GateReport {
+            results,
+            passed,
+            reported: Vec::new(),
+            aggregates: None,
+        }
+    }
+
+    /// Adds ungated evidence; `passed` is unchanged.
+    pub fn with_evidence(
+        mut self,
+        reported: Vec<OperatorResult>,
+        aggregates: Option<QualityScores>,
+    ) -> Self {
+        self.reported = reported;
+        self.aggregates = aggregates;
+        self
     }
 
     /// The results that failed.

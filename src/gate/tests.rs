@@ -185,10 +185,16 @@ fn copy_of_training_fails_exact_match_and_dcr() {
     let dcr = find(&report, operator::DCR_SHARE, &[]);
     assert!(!dcr.passed);
     assert_eq!(dcr.statistic, 1.0);
-    // Fidelity alone would have let it through.
+    // Fidelity alone would have let it through; membership inference sees
+    // it too (see risk_tests.rs for the quasi-identifier operators).
     assert_eq!(
         report.failed_operators(),
-        vec![operator::EXACT_MATCH, operator::DCR_SHARE]
+        vec![
+            operator::EXACT_MATCH,
+            operator::DCR_SHARE,
+            operator::MIA_NEAREST_RECORD,
+            operator::MIA_DENSITY_RATIO
+        ]
     );
 }
 
@@ -391,4 +397,391 @@ fn constant_and_single_row_inputs_do_not_produce_nan() {
     let w = find(&report, operator::WASSERSTEIN_IQR, &["age"]);
     assert!(!w.passed && (w.statistic - 0.5).abs() < 1e-12, "{w:?}");
     assert!(w.explanation.contains("column units"));
+}
+
+// ---- Contingency, conditionals, utility and SDMetrics-style aggregates ----
+
+/// Knobs to distort a draw from the clinical population.
+#[derive(Default, Clone, Copy)]
+struct Clinical {
+    /// Permute every column independently: marginals kept, joint broken.
+    shuffle: bool,
+    /// Shift HbA1c by this many (within-stratum) s.d. in one diagnosis only.
+    hba1c_shift: Option<(&'static str, f64)>,
+    /// Every row gets readmit = "no".
+    no_positives: bool,
+}
+
+/// age, bmi (with age), sex, smoker (depends on sex), dx (depends on age
+/// and smoking; "rare" in ~1 % of rows), hba1c | dx, and the binary target
+/// readmit (logistic in age, hba1c, smoker; AUROC ≈ 0.75).
+fn clinical(n: usize, seed: u64, k: Clinical) -> Table {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut age, mut bmi, mut hba1c) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sex, mut smoker, mut dx, mut readmit) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let z = normal(&mut rng);
+        let a = 55.0 + 15.0 * z;
+        age.push(a);
+        bmi.push(27.0 + 4.0 * (0.6 * z + 0.8 * normal(&mut rng)));
+        let female = rng.random_bool(0.5);
+        sex.push(Some(if female { "F" } else { "M" }));
+        let smokes = rng.random_bool(if female { 0.10 } else { 0.60 });
+        smoker.push(Some(if smokes { "yes" } else { "no" }));
+        let p_diab = 1.0 / (1.0 + (-(-1.2 + 0.04 * (a - 55.0) + 0.8 * f64::from(smokes))).exp());
+        let d = if rng.random_bool(0.01) {
+            "rare"
+        } else if rng.random_bool(p_diab) {
+            "E11.9"
+        } else if rng.random_bool(0.4) {
+            "I10"
+        } else {
+            "none"
+        };
+        dx.push(Some(d));
+        let (mu, sd) = match d {
+            "E11.9" => (8.0, 1.0),
+            "I10" => (6.0, 0.5),
+            _ => (5.4, 0.4),
+        };
+        let shift = match k.hba1c_shift {
+            Some((stratum, s)) if stratum == d => s * sd,
+            _ => 0.0,
+        };
+        let h = mu + sd * normal(&mut rng) + shift;
+        hba1c.push(h);
+        let logit = -1.0 + 0.05 * (a - 55.0) + 0.5 * (h - 6.5) + 0.7 * f64::from(smokes);
+        let y = !k.no_positives && rng.random_bool(1.0 / (1.0 + (-logit).exp()));
+        readmit.push(Some(if y { "yes" } else { "no" }));
+    }
+    let mut t = Table::new(vec![
+        Column::numeric("age", age),
+        Column::numeric("bmi", bmi),
+        Column::numeric("hba1c", hba1c),
+        Column::categorical("sex", &sex),
+        Column::categorical("smoker", &smoker),
+        Column::categorical("dx", &dx),
+        Column::categorical("readmit", &readmit),
+    ]);
+    if k.shuffle {
+        use rand::seq::SliceRandom;
+        for c in &mut t.columns {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut rng);
+            let one = Table::new(vec![c.clone()]).take(&order);
+            *c = one.columns.into_iter().next().expect("one column");
+        }
+    }
+    t
+}
+
+fn clinical_roles() -> Roles {
+    toml::from_str(
+        r#"
+        subgroups = [{ column = "sex" }, { column = "age", bands = [40, 65] }]
+        target = { column = "readmit", positive = "yes" }
+        conditionals = [{ column = "hba1c", given = "dx" }, { column = "smoker", given = "sex" }]
+        "#,
+    )
+    .expect("roles parse")
+}
+
+fn clinical_trio(n: usize, k: Clinical) -> (Table, Table, Table) {
+    (
+        clinical(n, 11, Clinical::default()),
+        clinical(n, 12, Clinical::default()),
+        clinical(n, 13, k),
+    )
+}
+
+/// Runs the gate with the clinical roles and checks that nothing anywhere
+/// in the report (gated, reported, aggregates) is NaN.
+fn run_clinical(r: &Table, h: &Table, s: &Table, roles: &Roles) -> GateReport {
+    let report = evaluate(r, h, s, &GateConfig::default(), roles, 42).expect("gate runs");
+    for x in report.results.iter().chain(&report.reported) {
+        assert!(x.statistic.is_finite() && x.threshold.is_finite(), "{x:?}");
+        assert!(x.noise_floor.is_none_or(f64::is_finite), "{x:?}");
+    }
+    // serde_json would write a NaN as null, so check the numbers themselves.
+    if let Some(q) = &report.aggregates {
+        let mut all = vec![
+            q.column_shapes,
+            q.column_pair_trends,
+            q.column_pair_trends_associated,
+            q.holdout_column_shapes,
+            q.holdout_column_pair_trends,
+        ];
+        all.extend(q.columns.iter().flat_map(|c| [c.score, c.holdout]));
+        all.extend(
+            q.pairs
+                .iter()
+                .flat_map(|p| [p.score, p.holdout, p.real_association]),
+        );
+        assert!(all.iter().flatten().all(|x| x.is_finite()), "{q:?}");
+    }
+    report
+}
+
+fn count(report: &GateReport, op: &str) -> usize {
+    report.results.iter().filter(|x| x.operator == op).count()
+}
+
+#[test]
+fn same_clinical_distribution_passes_contingency_conditionals_and_utility() {
+    let (r, h, s) = clinical_trio(4000, Clinical::default());
+    let report = run_clinical(&r, &h, &s, &clinical_roles());
+    // Every fidelity and utility result passes. (Privacy is not asserted:
+    // the DCR bound is one-sided 95 %, so ~5 % of faithful batches fail it
+    // by chance, and this seed happens to be one: 51.6 % vs 51.3 %.)
+    let privacy = [operator::EXACT_MATCH, operator::DCR_SHARE];
+    let failed: Vec<_> = report
+        .failures()
+        .into_iter()
+        .filter(|x| !privacy.contains(&x.operator.as_str()))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Gated contingency pairs: the C(4, 2) = 6 categorical pairs.
+    assert_eq!(count(&report, operator::CONTINGENCY_TV), 6);
+    // Mixed pairs are reported: 3 numeric × 4 categorical.
+    let mixed = report
+        .reported
+        .iter()
+        .filter(|x| x.operator == operator::CONTINGENCY_TV)
+        .count();
+    assert_eq!(mixed, 12);
+    // hba1c | dx: E11.9, I10, none are scored, rare (~40 rows) is skipped;
+    // smoker | sex: F and M.
+    assert_eq!(count(&report, operator::CONDITIONAL_KS), 5);
+    find(&report, operator::CONDITIONAL_KS, &["hba1c", "dx=I10"]);
+    // Utility: overall + sex (F, M) + age (<40, [40, 65), ≥65).
+    assert_eq!(count(&report, operator::UTILITY_AUROC_GAP), 1);
+    assert_eq!(count(&report, operator::UTILITY_SUBGROUP_GAP), 5);
+    let u = find(&report, operator::UTILITY_AUROC_GAP, &["readmit"]);
+    assert!(u.explanation.contains("bootstrap 95% interval"), "{u:?}");
+    assert_eq!(u.threshold, 0.05);
+    // SDMetrics-style scores are reported, high for a faithful batch, and
+    // close to what fresh real data gets.
+    let q = report.aggregates.as_ref().expect("aggregates");
+    let (shapes, trends) = (q.column_shapes.unwrap(), q.column_pair_trends.unwrap());
+    assert!(shapes > 0.95 && trends > 0.95, "{shapes} {trends}");
+    assert!((shapes - q.holdout_column_shapes.unwrap()).abs() < 0.02);
+    assert_eq!(q.columns.len(), 7);
+    assert_eq!(q.pairs.len(), 21);
+    assert!(q.note.starts_with("reported, not gated"));
+}
+
+#[test]
+fn broken_joint_fails_contingency_and_utility_but_not_marginals() {
+    let (r, h, s) = clinical_trio(
+        4000,
+        Clinical {
+            shuffle: true,
+            ..Default::default()
+        },
+    );
+    let report = run_clinical(&r, &h, &s, &clinical_roles());
+    // Marginals are intact: the per-column operators cannot see it.
+    for x in &report.results {
+        if [
+            operator::KS,
+            operator::TOTAL_VARIATION,
+            operator::WASSERSTEIN_IQR,
+        ]
+        .contains(&x.operator.as_str())
+        {
+            assert!(x.passed, "{x:?}");
+        }
+    }
+    // The dependent categorical pair fails (smoking depends on sex: joint
+    // TV between dependence and independence is ½·4·0.125 = 0.25),
+    let pair = find(&report, operator::CONTINGENCY_TV, &["sex", "smoker"]);
+    assert!(!pair.passed, "{pair:?}");
+    assert!(pair.noise_floor.is_some_and(|f| f < 0.05), "{pair:?}");
+    // and a model trained on it learns nothing: TSTR ≈ 0.5.
+    let u = find(&report, operator::UTILITY_AUROC_GAP, &["readmit"]);
+    assert!(!u.passed && u.statistic > 0.15, "{u:?}");
+    assert!(
+        !find(
+            &report,
+            operator::UTILITY_SUBGROUP_GAP,
+            &["readmit", "sex=F"]
+        )
+        .passed
+    );
+    // The stratum conditionals see it too (HbA1c no longer depends on dx).
+    assert!(!find(&report, operator::CONDITIONAL_KS, &["hba1c", "dx=E11.9"]).passed);
+    let q = report.aggregates.as_ref().unwrap();
+    assert!(q.column_pair_trends.unwrap() < q.holdout_column_pair_trends.unwrap() - 0.02);
+    assert!(q.column_shapes.unwrap() > 0.95);
+}
+
+#[test]
+fn stratum_specific_shift_fails_only_that_stratum() {
+    let k = Clinical {
+        hba1c_shift: Some(("I10", 1.0)),
+        ..Default::default()
+    };
+    let (r, h, s) = clinical_trio(4000, k);
+    let report = run_clinical(&r, &h, &s, &clinical_roles());
+    let failed: Vec<String> = report
+        .failed_operators()
+        .into_iter()
+        .filter(|x| x.starts_with(operator::CONDITIONAL_KS))
+        .collect();
+    assert_eq!(failed, vec!["conditional_ks[hba1c,dx=I10]"]);
+    let shifted = find(&report, operator::CONDITIONAL_KS, &["hba1c", "dx=I10"]);
+    assert!(shifted.statistic > 0.3, "{shifted:?}");
+    assert!(shifted.explanation.contains("training"), "{shifted:?}");
+    assert!(find(&report, operator::CONDITIONAL_KS, &["hba1c", "dx=E11.9"]).passed);
+    assert!(find(&report, operator::CONDITIONAL_KS, &["hba1c", "dx=none"]).passed);
+}
+
+#[test]
+fn tiny_strata_and_small_subgroups_are_skipped_with_an_explanation() {
+    let (r, h, s) = clinical_trio(4000, Clinical::default());
+    let report = run_clinical(&r, &h, &s, &clinical_roles());
+    let skipped = report
+        .reported
+        .iter()
+        .find(|x| x.operator == operator::CONDITIONAL_KS && x.columns == ["hba1c", "dx"])
+        .expect("skipped-strata note");
+    assert!(skipped.passed);
+    assert!(skipped.explanation.starts_with("reported, not gated"));
+    assert!(skipped.explanation.contains("rare ("), "{skipped:?}");
+    assert!(skipped.explanation.contains("fewer than 50"), "{skipped:?}");
+    // A subgroup needs 100 holdout rows: with 4000 rows every one has them
+    // (age < 40 holds ~16 %, ~640 rows); ask for 800 to see it skipped.
+    let strict = GateConfig {
+        utility_min_subgroup_rows: 800,
+        ..GateConfig::default()
+    };
+    let report = evaluate(&r, &h, &s, &strict, &clinical_roles(), 42).unwrap();
+    let young = report
+        .reported
+        .iter()
+        .find(|x| x.columns == ["readmit", "age=<40"])
+        .expect("skipped subgroup note");
+    assert!(young.explanation.contains("fewer than 800"), "{young:?}");
+    assert!(
+        !report
+            .results
+            .iter()
+            .any(|x| x.columns == ["readmit", "age=<40"])
+    );
+}
+
+#[test]
+fn no_target_and_no_conditionals_give_no_results() {
+    let (r, h, s) = clinical_trio(600, Clinical::default());
+    let report = run_clinical(&r, &h, &s, &Roles::default());
+    assert_eq!(count(&report, operator::CONDITIONAL_KS), 0);
+    assert_eq!(count(&report, operator::UTILITY_AUROC_GAP), 0);
+    assert_eq!(count(&report, operator::UTILITY_SUBGROUP_GAP), 0);
+    assert!(
+        report
+            .reported
+            .iter()
+            .all(|x| x.operator == operator::CONTINGENCY_TV)
+    );
+}
+
+#[test]
+fn single_class_target_is_skipped_or_fails_with_an_explanation() {
+    // No positive in training: no real model to compare with → skipped.
+    let r = clinical(
+        2000,
+        11,
+        Clinical {
+            no_positives: true,
+            ..Default::default()
+        },
+    );
+    let (h, s) = (
+        clinical(2000, 12, Clinical::default()),
+        clinical(2000, 13, Clinical::default()),
+    );
+    let report = run_clinical(&r, &h, &s, &clinical_roles());
+    assert_eq!(count(&report, operator::UTILITY_AUROC_GAP), 0);
+    let note = report
+        .reported
+        .iter()
+        .find(|x| x.operator == operator::UTILITY_AUROC_GAP)
+        .expect("skip note");
+    assert!(note.explanation.contains("single class"), "{note:?}");
+    // Same in the holdout: AUROC undefined → skipped.
+    let h1 = clinical(
+        2000,
+        12,
+        Clinical {
+            no_positives: true,
+            ..Default::default()
+        },
+    );
+    let report = run_clinical(&h, &h1, &s, &clinical_roles());
+    assert!(
+        report
+            .reported
+            .iter()
+            .any(|x| x.operator == operator::UTILITY_AUROC_GAP
+                && x.explanation.contains("AUROC is undefined"))
+    );
+    // The synthetic batch lost every positive: constant scorer, fails.
+    let s1 = clinical(
+        2000,
+        13,
+        Clinical {
+            no_positives: true,
+            ..Default::default()
+        },
+    );
+    let report = run_clinical(&r.clone(), &h, &s1, &clinical_roles());
+    // (training has no positives either here, so use a proper training set)
+    assert_eq!(count(&report, operator::UTILITY_AUROC_GAP), 0);
+    let r2 = clinical(2000, 11, Clinical::default());
+    let report = run_clinical(&r2, &h, &s1, &clinical_roles());
+    let u = find(&report, operator::UTILITY_AUROC_GAP, &["readmit"]);
+    assert!(!u.passed, "{u:?}");
+    assert!(u.explanation.contains("constant scorer"), "{u:?}");
+    assert!(u.explanation.contains("TSTR 0.5000"), "{u:?}");
+}
+
+#[test]
+fn numeric_target_threshold_and_invalid_roles() {
+    let (r, h, s) = clinical_trio(1500, Clinical::default());
+    let roles: Roles = toml::from_str(r#"target = { column = "hba1c", threshold = 6.5 }"#).unwrap();
+    let report = run_clinical(&r, &h, &s, &roles);
+    let u = find(&report, operator::UTILITY_AUROC_GAP, &["hba1c"]);
+    assert!(u.passed, "{u:?}");
+    // Roles that do not fit the tables are an error listing every problem.
+    let bad: Roles = toml::from_str(
+        r#"
+        subgroups = [{ column = "age" }, { column = "sex", bands = [1] }]
+        target = { column = "hba1c", positive = "high" }
+        conditionals = [{ column = "hba1c", given = "nope" }]
+        "#,
+    )
+    .unwrap();
+    match evaluate(&r, &h, &s, &GateConfig::default(), &bad, 0) {
+        Err(GateError::InvalidRoles { problems }) => {
+            assert_eq!(problems.len(), 4, "{problems:?}");
+            assert!(problems.iter().any(|p| p.contains("\"nope\"")));
+            assert!(problems.iter().any(|p| p.contains("needs `bands`")));
+            assert!(problems.iter().any(|p| p.contains("only apply to numeric")));
+            assert!(problems.iter().any(|p| p.contains("give `threshold`")));
+        }
+        other => panic!("expected InvalidRoles, got {other:?}"),
+    }
+}
+
+#[test]
+fn clinical_report_is_deterministic_for_a_seed() {
+    let (r, h, s) = clinical_trio(1000, Clinical::default());
+    let roles = clinical_roles();
+    let a = evaluate(&r, &h, &s, &GateConfig::default(), &roles, 5).unwrap();
+    let b = evaluate(&r, &h, &s, &GateConfig::default(), &roles, 5).unwrap();
+    assert_eq!(a, b);
+    let json = serde_json::to_string(&a).unwrap();
+    let back: GateReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.results.len(), a.results.len());
 }

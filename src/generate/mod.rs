@@ -7,7 +7,10 @@
 //! batch can be traced to — and re-sampled from — exactly one model version.
 
 pub mod copula;
+pub mod ledger;
+pub mod privbayes;
 pub mod registry;
+pub mod stratified;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +21,62 @@ pub use registry::{ModelRegistry, RegistryError};
 
 /// Name of the generator family, as it appears in lineage headers.
 pub use copula::GENERATOR_NAME as GAUSSIAN_COPULA;
+pub use privbayes::GENERATOR_NAME as PRIVBAYES;
+
+/// Which generator a topology fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorKind {
+    /// Gaussian copula: high fidelity, not differentially private.
+    #[default]
+    GaussianCopula,
+    /// PrivBayes: ε-differentially private Bayesian network over a declared domain.
+    Privbayes,
+}
+
+/// A fitted model of either family.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "family", content = "model", rename_all = "snake_case")]
+pub enum GeneratorModel {
+    GaussianCopula(copula::CopulaModel),
+    /// One copula per stratum of a declared column (`model.stratify_by`).
+    StratifiedCopula(stratified::StratifiedCopula),
+    Privbayes(privbayes::PrivBayesModel),
+}
+
+impl GeneratorModel {
+    pub fn sample(&self, n: usize, seed: u64) -> Table {
+        match self {
+            GeneratorModel::GaussianCopula(m) => m.sample(n, seed),
+            GeneratorModel::StratifiedCopula(m) => m.sample(n, seed),
+            GeneratorModel::Privbayes(m) => m.sample(n, seed),
+        }
+    }
+
+    pub fn content_sha256(&self) -> String {
+        match self {
+            GeneratorModel::GaussianCopula(m) => m.content_sha256(),
+            GeneratorModel::StratifiedCopula(m) => m.content_sha256(),
+            GeneratorModel::Privbayes(m) => m.content_sha256(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            GeneratorModel::GaussianCopula(_) => GAUSSIAN_COPULA,
+            GeneratorModel::StratifiedCopula(_) => "gaussian_copula_stratified",
+            GeneratorModel::Privbayes(_) => PRIVBAYES,
+        }
+    }
+
+    /// (ε, δ) spent by the fit; `None` for a non-DP generator.
+    pub fn epsilon(&self) -> Option<(f64, f64)> {
+        match self {
+            GeneratorModel::GaussianCopula(_) | GeneratorModel::StratifiedCopula(_) => None,
+            GeneratorModel::Privbayes(m) => Some(m.epsilon_spent()),
+        }
+    }
+}
 
 /// What a model was fitted on.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -26,7 +85,10 @@ pub struct FittedOn {
     pub window_end_ms: i64,
     /// `topic:partition:first-last` per partition.
     pub source_offsets: Vec<String>,
+    /// Training rows; for DP fits the model's noisy count (rounded), since
+    /// the exact count of patients is itself private.
     pub train_rows: usize,
+    /// Holdout rows; omitted (0) for DP fits for the same reason.
     pub holdout_rows: usize,
 }
 
@@ -38,13 +100,16 @@ pub struct ModelRecord {
     pub generator: String,
     /// sha256 of the generator's canonical serialisation.
     pub sha256: String,
-    pub fit_seed: u64,
+    /// Seed of the fit, so the model can be refitted bit for bit. `None` for
+    /// DP fits: whoever knows the seed can regenerate and subtract the noise,
+    /// so a DP fit draws it from the OS and never stores it.
+    pub fit_seed: Option<u64>,
     pub fitted_on: FittedOn,
-    /// (epsilon, delta) spent by this fit. The copula is not differentially
-    /// private: it spends nothing and gives no DP guarantee.
-    pub epsilon: Option<f64>,
+    /// (ε, δ) spent by this fit. The copula is not differentially private:
+    /// it spends nothing and gives no DP guarantee (`None`).
+    pub epsilon: Option<(f64, f64)>,
     pub reference: ReferenceProfile,
-    pub model: copula::CopulaModel,
+    pub model: GeneratorModel,
 }
 
 /// Splits rows into (train, holdout) by privacy unit: all rows of one entity
@@ -92,24 +157,79 @@ pub fn derive_seed(base: u64, purpose: &str, n: u64) -> u64 {
     u64::from_le_bytes(d[..8].try_into().expect("32-byte digest"))
 }
 
-/// Fits the copula on `train` and wraps it with its provenance.
-pub fn fit_copula(
+/// Why a fit did not produce a model.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error("gaussian copula: {0}")]
+    Copula(#[from] copula::CopulaError),
+    #[error("privbayes: {0}")]
+    PrivBayes(#[from] privbayes::PrivBayesError),
+    #[error("{0}")]
+    Stratified(#[from] stratified::StratifiedError),
+    #[error(
+        "generator privbayes needs a [privbayes] section with epsilon and a domain for every column"
+    )]
+    MissingPrivBayesConfig,
+}
+
+/// Which generator to fit, with its settings (from the topology).
+#[derive(Debug, Clone, Copy)]
+pub struct GeneratorSettings<'a> {
+    pub kind: GeneratorKind,
+    pub copula: &'a copula::CopulaConfig,
+    /// (column, min rows per stratum) for a stratified copula.
+    pub stratify: Option<(&'a str, usize)>,
+    pub privbayes: Option<&'a privbayes::PrivBayesConfig>,
+}
+
+/// Fits the topology's generator on `train` and wraps it with its provenance.
+pub fn fit_model(
     topology: &str,
     version: u64,
     train: &Table,
-    config: &copula::CopulaConfig,
+    settings: GeneratorSettings<'_>,
     seed: u64,
-    fitted_on: FittedOn,
-) -> Result<ModelRecord, copula::CopulaError> {
-    let model = copula::fit(train, config, seed)?;
+    mut fitted_on: FittedOn,
+) -> Result<ModelRecord, FitError> {
+    let (copula_config, stratify, privbayes_config) =
+        (settings.copula, settings.stratify, settings.privbayes);
+    let (model, fit_seed) = match settings.kind {
+        GeneratorKind::GaussianCopula => match stratify {
+            Some((column, min_rows)) => (
+                GeneratorModel::StratifiedCopula(stratified::fit(
+                    train,
+                    column,
+                    min_rows,
+                    copula_config,
+                    seed,
+                )?),
+                Some(seed),
+            ),
+            None => (
+                GeneratorModel::GaussianCopula(copula::fit(train, copula_config, seed)?),
+                Some(seed),
+            ),
+        },
+        GeneratorKind::Privbayes => {
+            let config = privbayes_config.ok_or(FitError::MissingPrivBayesConfig)?;
+            let secret: u64 = rand::random();
+            let model = privbayes::fit(train, config, secret)?;
+            fitted_on.train_rows = model
+                .budget()
+                .noisy_rows
+                .map_or(0, |n| n.max(0.0).round() as usize);
+            fitted_on.holdout_rows = 0;
+            (GeneratorModel::Privbayes(model), None)
+        }
+    };
     Ok(ModelRecord {
         topology: topology.to_string(),
         version,
-        generator: GAUSSIAN_COPULA.to_string(),
+        generator: model.name().to_string(),
         sha256: model.content_sha256(),
-        fit_seed: seed,
+        fit_seed,
         fitted_on,
-        epsilon: None,
+        epsilon: model.epsilon(),
         reference: ReferenceProfile::build(train),
         model,
     })

@@ -92,6 +92,123 @@ pub fn exact_match_flags(queries: &Table, reference: &Table) -> Result<Vec<bool>
         .collect())
 }
 
+/// Rows grouped by equal values over a set of columns (equivalence classes,
+/// as k-anonymity defines them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EquivalenceClasses {
+    /// Class of each reference row, numbered in order of first appearance.
+    pub reference: Vec<usize>,
+    /// Rows of the reference in each class.
+    pub sizes: Vec<usize>,
+    /// For each query table, the reference class of each row, or `None`
+    /// when no reference row has its values.
+    pub queries: Vec<Vec<Option<usize>>>,
+}
+
+/// Groups the rows of `reference` by their values in `columns` and finds
+/// the class of every row of each table in `queries`. Values compare as in
+/// [`exact_match_flags`]: numbers by value (every non-finite value is
+/// missing), missing equals missing, categories by label. Numeric columns
+/// are used as exact values, so they should be coarse (age in years, zip3).
+///
+/// # Errors
+/// [`StatsError::MissingColumn`] when a table lacks one of `columns`, and
+/// the other schema errors of [`exact_match_flags`].
+pub fn equivalence_classes(
+    reference: &Table,
+    queries: &[&Table],
+    columns: &[String],
+) -> Result<EquivalenceClasses, StatsError> {
+    let pick = |table: &Table| -> Result<Table, StatsError> {
+        columns
+            .iter()
+            .map(|name| {
+                table
+                    .column(name)
+                    .cloned()
+                    .ok_or_else(|| StatsError::MissingColumn {
+                        column: name.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Table::new)
+    };
+    let n_reference = reference.n_rows();
+    let reference = pick(reference)?;
+    let mut ref_keys = Vec::with_capacity(columns.len());
+    let mut query_keys: Vec<Vec<Vec<u64>>> = vec![Vec::new(); queries.len()];
+    let picked: Vec<Table> = queries.iter().map(|q| pick(q)).collect::<Result<_, _>>()?;
+    for column in &reference.columns {
+        check_codes(column)?;
+        if column.values.len() != n_reference {
+            return Err(StatsError::RaggedColumn {
+                column: column.name.clone(),
+                expected: n_reference,
+                found: column.values.len(),
+            });
+        }
+        let mut interned: HashMap<&str, u64> = HashMap::new();
+        ref_keys.push(keys(&column.values, |label| {
+            let next = interned.len() as u64;
+            *interned.entry(label).or_insert(next)
+        }));
+        for ((original, table), out) in queries.iter().zip(&picked).zip(&mut query_keys) {
+            let query = table
+                .column(&column.name)
+                .ok_or_else(|| StatsError::MissingColumn {
+                    column: column.name.clone(),
+                })?;
+            if std::mem::discriminant(&column.values) != std::mem::discriminant(&query.values) {
+                return Err(StatsError::KindMismatch {
+                    column: column.name.clone(),
+                    expected: kind_name(&column.values),
+                    found: kind_name(&query.values),
+                });
+            }
+            check_codes(query)?;
+            if query.values.len() != original.n_rows() {
+                return Err(StatsError::RaggedColumn {
+                    column: query.name.clone(),
+                    expected: original.n_rows(),
+                    found: query.values.len(),
+                });
+            }
+            out.push(keys(&query.values, |label| {
+                interned.get(label).copied().unwrap_or(UNSEEN)
+            }));
+        }
+    }
+    let tuple =
+        |cols: &[Vec<u64>], row: usize| -> Vec<u64> { cols.iter().map(|c| c[row]).collect() };
+    let mut class_of: HashMap<Vec<u64>, usize> = HashMap::with_capacity(n_reference);
+    let mut sizes = Vec::new();
+    let reference_classes = (0..n_reference)
+        .map(|row| {
+            let next = class_of.len();
+            let class = *class_of.entry(tuple(&ref_keys, row)).or_insert(next);
+            if class == sizes.len() {
+                sizes.push(0);
+            }
+            sizes[class] += 1;
+            class
+        })
+        .collect();
+    let queries = queries
+        .iter()
+        .zip(&query_keys)
+        .map(|(table, cols)| {
+            (0..table.n_rows())
+                .map(|row| class_of.get(&tuple(cols, row)).copied())
+                .collect()
+        })
+        .collect();
+    Ok(EquivalenceClasses {
+        reference: reference_classes,
+        sizes,
+        queries,
+    })
+}
+
 /// Canonical per-row keys of one column; `label_key` maps a label to its key.
 fn keys<'a>(values: &'a ColumnValues, mut label_key: impl FnMut(&'a str) -> u64) -> Vec<u64> {
     match values {
@@ -141,6 +258,33 @@ mod tests {
             exact_match_flags(&q, &r).unwrap(),
             vec![true, false, true, true, false]
         );
+    }
+
+    #[test]
+    fn equivalence_classes_by_label_and_value() {
+        let r = Table::new(vec![
+            Column::numeric("age", vec![30.0, 30.0, 40.0, f64::NAN, 30.0]),
+            Column::categorical("sex", &[Some("F"), Some("F"), Some("M"), None, Some("M")]),
+            Column::numeric("other", vec![1.0, 2.0, 3.0, 4.0, 5.0]),
+        ]);
+        // Different dictionary order; a label R never uses; -0/0; NaN.
+        let q = Table::new(vec![
+            Column::categorical("sex", &[Some("M"), Some("F"), None, Some("X")]),
+            Column::numeric("age", vec![40.0, 30.0, f64::INFINITY, 30.0]),
+        ]);
+        let cols = vec!["age".to_string(), "sex".to_string()];
+        let c = equivalence_classes(&r, &[&q], &cols).unwrap();
+        assert_eq!(c.reference, vec![0, 0, 1, 2, 3]);
+        assert_eq!(c.sizes, vec![2, 1, 1, 1]);
+        assert_eq!(c.queries, vec![vec![Some(1), Some(0), Some(2), None]]);
+        let missing = vec!["zip".to_string()];
+        assert!(matches!(
+            equivalence_classes(&r, &[&q], &missing),
+            Err(StatsError::MissingColumn { .. })
+        ));
+        // No columns: one class holding every row.
+        let none = equivalence_classes(&r, &[&q], &[]).unwrap();
+        assert_eq!(none.sizes, vec![5]);
     }
 
     #[test]

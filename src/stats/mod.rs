@@ -27,9 +27,9 @@ pub use categorical::{
 };
 pub use correlation::{RankedColumn, average_ranks, pearson, spearman, spearman_ranked};
 pub use distance::{GowerRows, GowerSpace};
-pub use exact::exact_match_flags;
+pub use exact::{EquivalenceClasses, equivalence_classes, exact_match_flags};
 pub use ks::{KsTest, kolmogorov_sf, ks_statistic_sorted, ks_two_sample};
-pub use neighbours::nearest_gower_distances;
+pub use neighbours::{Neighbours, k_nearest_gower, nearest_gower_distances};
 pub use sample::{
     DEFAULT_PSI_BINS, PSI_EPSILON, iqr, psi, quantile_bin_counts, quantile_sorted, sorted_finite,
     wasserstein1, wasserstein1_sorted,

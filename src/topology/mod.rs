@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{GateConfig, Roles};
+use crate::generate::GeneratorKind;
 use crate::generate::copula::CopulaConfig;
+use crate::generate::privbayes::PrivBayesConfig;
 
 /// Problems found while loading a topology, each naming its path in the file.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +53,16 @@ pub struct Topology {
     /// Drift detection and the refit decision.
     #[serde(default)]
     pub drift: DriftConfig,
-    /// Gaussian copula settings.
+    /// Gaussian copula settings (used when `model.generator = "gaussian_copula"`).
     #[serde(default)]
     pub copula: CopulaConfig,
+    /// PrivBayes settings: ε and the declared domain of every training column
+    /// (required when `model.generator = "privbayes"`).
+    #[serde(default)]
+    pub privbayes: Option<PrivBayesConfig>,
+    /// Privacy-budget cap for the ledger of this topology and source.
+    #[serde(default)]
+    pub budget: BudgetConfig,
     /// Fidelity and privacy gate thresholds.
     #[serde(default)]
     pub gate: GateConfig,
@@ -141,10 +150,23 @@ pub struct WindowConfig {
     pub min_rows: usize,
 }
 
+/// The privacy-budget ledger's cap.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Total ε that DP fits of this topology may spend on its source
+    /// population (basic composition). A refit that would pass it is refused
+    /// and alerted; the deployed model stays. None = no cap (not advised).
+    pub epsilon_cap: Option<f64>,
+}
+
 /// Columns that identify people, and the train/holdout split.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// `gaussian_copula` (default; not differentially private) or `privbayes`
+    /// (ε-DP; needs `[privbayes]`).
+    pub generator: GeneratorKind,
     /// The privacy unit's id column in the training table (usually the patient).
     pub entity_column: String,
     /// Identifier columns: never learned; the generator issues fresh ids.
@@ -152,6 +174,12 @@ pub struct ModelConfig {
     /// Share of patients held out for the gates' noise floor and privacy tests.
     /// 0.5 keeps train and holdout the same size, which the DCR share test assumes.
     pub holdout_fraction: f64,
+    /// Categorical column to stratify the copula by: one copula per label
+    /// (with at least `min_stratum_rows` rows), so distributions conditional
+    /// on it (lab values given diagnosis) are kept. None = one copula.
+    pub stratify_by: Option<String>,
+    /// Rows a stratum needs for its own copula; smaller ones share a pooled one.
+    pub min_stratum_rows: usize,
     /// Synthetic rows per batch; 0 means as many as the training split.
     pub synthetic_rows: usize,
     /// Base seed: fits and samples derive their seeds from it and the window,
@@ -226,6 +254,9 @@ fn default_max_regenerations() -> usize {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
+            generator: GeneratorKind::GaussianCopula,
+            stratify_by: None,
+            min_stratum_rows: 100,
             entity_column: "patient_id".into(),
             id_columns: vec!["patient_id".into()],
             holdout_fraction: 0.5,

@@ -83,6 +83,10 @@ pub fn topology(brokers: &str, id: &str, audit_dir: &Path) -> Topology {
     t.output.topic = format!("{id}.synthetic");
     t.audit.dir = audit_dir.to_path_buf();
     t.telemetry.metrics_addr = String::new();
+    // Each privacy operator's bound is one-sided 95%, so with ~50 operators a
+    // good batch of ~1,500 rows per side fails one now and then; these tests
+    // check the pipeline, so they allow more regenerations than the default.
+    t.output.max_regenerations = 5;
     t
 }
 
@@ -213,4 +217,31 @@ pub fn high_watermarks(brokers: &str, topic: &str) -> Vec<(i32, i64)> {
             (p.id(), high)
         })
         .collect()
+}
+
+/// Reads `topic` with Kafka's own Java console consumer (read_committed), an
+/// independent client, and counts occurrences of `needle` in its output
+/// (headers are printed, so a header name counts records that carry it).
+pub fn java_console_count(brokers: &str, topic: &str, needle: &str) -> usize {
+    let out = Command::new("bash")
+        .arg(repo().join("deploy/kafka/kafka.sh"))
+        .args([
+            "tool",
+            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+            "--bootstrap-server",
+            brokers,
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--isolation-level",
+            "read_committed",
+            "--timeout-ms",
+            "8000",
+            "--formatter-property",
+            "print.headers=true",
+        ])
+        .output()
+        .expect("run the Java console consumer");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.matches(needle).count()
 }
