@@ -1174,7 +1174,7 @@ impl ModelSpec {
 /// print → parse at fit time, so a saved and reloaded model has the same bits,
 /// the same content hash and the same samples. (With `float_roundtrip` on,
 /// every value is already a fixed point and this is the identity.)
-fn json_stable(x: f64) -> f64 {
+pub(super) fn json_stable(x: f64) -> f64 {
     let mut x = x;
     for _ in 0..8 {
         let parsed = serde_json::to_string(&x)
@@ -1207,7 +1207,7 @@ fn stream_rng(seed: u64, domain: Domain, stream: u64) -> StdRng {
 
 /// Order-preserving parallel map over scoped threads. Work is per column, so a
 /// shared counter balances uneven columns across the available cores.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+pub(super) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.len());

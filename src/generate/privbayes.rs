@@ -90,8 +90,8 @@
 //! Bucket indices: numeric `0..bins` then null; categorical the declared
 //! categories in order, then OTHER, then null.
 
+use super::copula::{json_stable, par_map};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -1436,22 +1436,6 @@ fn json_stable_config(config: &PrivBayesConfig) -> PrivBayesConfig {
     config
 }
 
-/// The nearest value that survives `serde_json` print → parse unchanged, so
-/// save → load keeps the bits and the content hash (as in the copula).
-fn json_stable(x: f64) -> f64 {
-    let mut x = x;
-    for _ in 0..8 {
-        let parsed = serde_json::to_string(&x)
-            .ok()
-            .and_then(|s| serde_json::from_str::<f64>(&s).ok());
-        match parsed {
-            Some(y) if y.to_bits() != x.to_bits() => x = y,
-            _ => break,
-        }
-    }
-    x
-}
-
 #[derive(Clone, Copy)]
 enum Stream {
     Structure = 1,
@@ -1468,44 +1452,6 @@ fn stream_rng(seed: u64, purpose: Stream, stream: u64) -> StdRng {
     key[16..24].copy_from_slice(&stream.to_le_bytes());
     key[24..].copy_from_slice(b"privbaye");
     StdRng::from_seed(key)
-}
-
-/// Order-preserving parallel map over scoped threads, balanced by a shared
-/// counter (the copula's helper; a shared home would be `generate::parallel`).
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
-    if threads <= 1 {
-        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        done.push((i, f(i, item)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for worker in workers {
-            match worker.join() {
-                Ok(done) => done.into_iter().for_each(|(i, r)| slots[i] = Some(r)),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-    });
-    slots
-        .into_iter()
-        .map(|r| r.expect("every index is claimed by exactly one worker"))
-        .collect()
 }
 
 #[cfg(test)]
