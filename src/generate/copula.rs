@@ -399,11 +399,7 @@ impl CopulaModel {
     /// Hex SHA-256 of the canonical serialization; identifies the model in
     /// lineage headers and the registry, stable across save and load.
     pub fn content_sha256(&self) -> String {
-        let bytes = serde_json::to_vec(self).expect("a copula model always serializes to JSON");
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        json_sha256(self)
     }
 
     /// Column names in training order, which [`CopulaModel::sample`] keeps.
@@ -1165,6 +1161,16 @@ impl ModelSpec {
         }
         Ok(())
     }
+}
+
+/// Hex SHA-256 of a model's canonical JSON, the content hash every generator
+/// reports (models hold only JSON-stable numbers, so it survives save → load).
+pub(super) fn json_sha256<T: Serialize>(model: &T) -> String {
+    let bytes = serde_json::to_vec(model).expect("a generator model always serializes to JSON");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The nearest value that survives `serde_json` print → parse unchanged.

@@ -90,14 +90,13 @@
 //! Bucket indices: numeric `0..bins` then null; categorical the declared
 //! categories in order, then OTHER, then null.
 
-use super::copula::{json_stable, par_map};
+use super::copula::{json_sha256, json_stable, par_map};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Exp1;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::generate::ledger::{Accounting, LedgerEntry};
 use crate::table::{Column, ColumnValues, NULL_CODE, Table};
@@ -774,11 +773,7 @@ impl PrivBayesModel {
     /// Hex SHA-256 of the canonical serialization; identifies the model in
     /// lineage headers, the registry and the budget ledger.
     pub fn content_sha256(&self) -> String {
-        let bytes = serde_json::to_vec(self).expect("a privbayes model always serializes to JSON");
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        json_sha256(self)
     }
 
     /// `(ε, δ)` spent by this fit; δ is always 0. Book it in the ledger.
