@@ -7,6 +7,7 @@
 //! finalised. Dead letters ride in the next transaction with the offsets that
 //! step over them, so a bad event is neither lost nor written twice.
 
+pub mod coordinator;
 mod window_job;
 
 use std::collections::BTreeMap;
@@ -657,18 +658,20 @@ fn resume_state(
     topic: &str,
     group: &str,
 ) -> Result<ResumeState, EngineError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(EngineError::Consumer)?;
+    let metadata = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
+        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+    })
+    .map_err(EngineError::Consumer)?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     for t in metadata.topics() {
         for p in t.partitions() {
             tpl.add_partition(topic, p.id());
         }
     }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .map_err(EngineError::Consumer)?;
+    let committed = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
+        consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))
+    })
+    .map_err(EngineError::Consumer)?;
     let mut state = ResumeState::default();
     for e in committed.elements() {
         if e.metadata().is_empty() {

@@ -189,9 +189,11 @@ pub fn committed(brokers: &str, group: &str, topic: &str) -> Vec<(i32, i64)> {
     for p in metadata.topics()[0].partitions() {
         tpl.add_partition(topic, p.id());
     }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
+    let got = resynth::engine::coordinator::retry_transient(
+        resynth::engine::coordinator::COORDINATOR_DEADLINE,
+        || consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)),
+    )
+    .expect("committed offsets");
     got.elements()
         .iter()
         .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
