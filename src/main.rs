@@ -95,6 +95,27 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Run the gate on files (CSV or Parquet): any generator's output,
+    /// judged by the same operators as the engine. Exits 0 on pass, 1 on
+    /// fail, 2 on error.
+    Validate {
+        /// Real rows the generator was trained on.
+        #[arg(long)]
+        train: PathBuf,
+        /// Real rows from the same population the generator never saw.
+        #[arg(long)]
+        holdout: PathBuf,
+        /// The synthetic rows to judge.
+        #[arg(long)]
+        synthetic: PathBuf,
+        /// Column roles and thresholds (TOML: id_columns, categorical,
+        /// [roles], [gate], seed).
+        #[arg(long)]
+        roles: PathBuf,
+        /// Directory for validation.json and validation.html.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -139,6 +160,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             brokers,
             offline,
         } => check(&topology, brokers, offline),
+        Command::Validate {
+            train,
+            holdout,
+            synthetic,
+            roles,
+            report,
+        } => validate(&train, &holdout, &synthetic, &roles, report.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { path },
         } => {
@@ -333,5 +361,76 @@ fn check(path: &std::path::Path, brokers: Option<String>, offline: bool) -> Resu
             eprintln!("  - {p}");
         }
         Ok(ExitCode::from(1))
+    }
+}
+
+/// `resynth validate`: read, gate, print the verdict table, write reports.
+fn validate(
+    train: &std::path::Path,
+    holdout: &std::path::Path,
+    synthetic: &std::path::Path,
+    roles: &std::path::Path,
+    report_dir: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    use resynth::audit::validation::{self, Input, ValidationRecord};
+    use resynth::source::files::{ValidateSpec, read_tables};
+
+    let spec = ValidateSpec::load(roles)?;
+    let rt = runtime()?;
+    let tables = rt.block_on(read_tables(train, holdout, synthetic, &spec))?;
+    let problems = spec.problems(&tables.train);
+    if !problems.is_empty() {
+        bail!(
+            "{} has {} problem(s):\n  - {}",
+            roles.display(),
+            problems.len(),
+            problems.join("\n  - ")
+        );
+    }
+    let started = std::time::Instant::now();
+    let report = resynth::gate::evaluate(
+        &tables.train,
+        &tables.holdout,
+        &tables.synthetic,
+        &spec.gate,
+        &spec.roles,
+        spec.seed.unwrap_or(0),
+    )?;
+    let elapsed = started.elapsed().as_secs_f64();
+    print!("{}", validation::verdict_table(&report));
+    println!("gate: {elapsed:.1} s");
+    if let Some(dir) = report_dir {
+        let record = ValidationRecord {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            engine_version: env!("CARGO_PKG_VERSION").to_string(),
+            inputs: vec![
+                Input::describe("train", train, &tables.train)?,
+                Input::describe("holdout", holdout, &tables.holdout)?,
+                Input::describe("synthetic", synthetic, &tables.synthetic)?,
+            ],
+            spec: serde_json::to_value(&spec)?,
+            gate_seconds: elapsed,
+            report,
+        };
+        let written = validation::write(
+            dir,
+            &record,
+            &tables.train,
+            &tables.holdout,
+            &tables.synthetic,
+        )?;
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+        return Ok(exit_for(record.report.passed));
+    }
+    Ok(exit_for(report.passed))
+}
+
+fn exit_for(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -367,9 +367,31 @@ fn failing_batches_are_quarantined_never_published() {
             .count(),
         2
     );
-    // Every attempt's report is on disk as evidence.
-    let reports = std::fs::read_dir(dir.path().join("reports"))
+    // Every attempt's JSON report is on disk as evidence, and one HTML page
+    // per quarantined batch, saying so.
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("reports"))
         .unwrap()
-        .count();
-    assert_eq!(reports, 4, "2 windows × (1 + 1 regeneration)");
+        .map(|e| e.unwrap().path())
+        .collect();
+    let with_ext = |ext: &str| {
+        files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        with_ext("json").len(),
+        4,
+        "2 windows × (1 + 1 regeneration)"
+    );
+    let pages = with_ext("html");
+    assert_eq!(pages.len(), 2, "one page per quarantined batch");
+    for page in pages {
+        let html = std::fs::read_to_string(page).unwrap();
+        assert!(
+            html.contains("FAIL") && html.contains("quarantined"),
+            "{}",
+            page.display()
+        );
+    }
 }

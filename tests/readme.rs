@@ -76,3 +76,29 @@ fn every_lineage_header_and_metric_is_in_the_readme() {
         assert!(readme.contains(m), "{m}");
     }
 }
+
+#[test]
+fn every_gate_operator_is_in_the_readme() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Gate operators")
+        .nth(1)
+        .expect("README has a Gate operators section");
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/gate/report.rs"))
+            .unwrap();
+    // Every `pub const NAME: &str = "name";` in the operator module.
+    let names: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert!(names.len() >= 18, "found {names:?}");
+    for name in names {
+        assert!(
+            section.contains(&format!("| `{name}` |")),
+            "operator {name} has no row in the README's Gate operators table"
+        );
+    }
+}

@@ -1,10 +1,13 @@
-//! Evidence for auditors: an append-only, hash-chained JSONL log and one JSON
-//! validation report per batch.
+//! Evidence for auditors: an append-only, hash-chained JSONL log, one JSON
+//! validation report per batch, and HTML reports with plots for people.
 //!
 //! Each log entry carries the sha256 of the previous entry, so editing or
 //! deleting any line breaks the chain from that point on, which `verify`
 //! detects and names. Entries hold ids, counts, scores and hashes — never
 //! record contents.
+
+pub mod html;
+pub mod validation;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -192,6 +195,23 @@ pub fn write_report(
     crate::generate::registry::write_atomic(&path, &bytes).map_err(|source| AuditError::Io {
         path: path.clone(),
         source,
+    })?;
+    Ok(path)
+}
+
+/// Writes an HTML report to `<dir>/reports/<name>.html`.
+pub fn write_html_report(dir: &Path, name: &str, page: &str) -> Result<PathBuf, AuditError> {
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).map_err(|source| AuditError::Io {
+        path: reports.clone(),
+        source,
+    })?;
+    let path = reports.join(format!("{name}.html"));
+    crate::generate::registry::write_atomic(&path, page.as_bytes()).map_err(|source| {
+        AuditError::Io {
+            path: path.clone(),
+            source,
+        }
     })?;
     Ok(path)
 }

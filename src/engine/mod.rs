@@ -510,6 +510,9 @@ pub fn run(
             for (report_name, body) in &outcome.reports {
                 audit::write_report(&topology.audit.dir, report_name, body)?;
             }
+            for (report_name, page) in &outcome.html_reports {
+                audit::write_html_report(&topology.audit.dir, report_name, page)?;
+            }
             for (kind, data) in outcome.audit {
                 audit_log.append(&name, &kind, data)?;
             }

@@ -30,6 +30,9 @@ pub struct WindowOutcome {
     pub audit: Vec<(String, serde_json::Value)>,
     /// Reports (name, body) to write once committed.
     pub reports: Vec<(String, serde_json::Value)>,
+    /// HTML pages (name, page) for people, written once committed: one for
+    /// the batch that was published or quarantined.
+    pub html_reports: Vec<(String, String)>,
     /// Model to mark deployed once committed.
     pub deploy: Option<ModelRecord>,
     pub published_records: usize,
@@ -251,7 +254,7 @@ pub fn process(
         let sample_seed = derive_seed(topo.model.seed, "sample", version * 1000 + attempt as u64);
         let synthetic = model.model.sample(n, sample_seed);
         let started = Instant::now();
-        let report = gate::evaluate(
+        let report = gate::evaluate_staged(
             &train,
             &holdout,
             &synthetic,
@@ -331,6 +334,40 @@ pub fn process(
         },
         engine_version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    match html_page(
+        &report,
+        &train,
+        &holdout,
+        &synthetic,
+        &[
+            ("topology", name.to_string()),
+            ("batch", batch_id.clone()),
+            ("validation run", run_id.clone()),
+            ("window", window_label.clone()),
+            (
+                "model",
+                format!(
+                    "v{version} ({}), sha256 {}",
+                    model.generator,
+                    &model.sha256[..16.min(model.sha256.len())]
+                ),
+            ),
+            ("epsilon", dp_note(&model)),
+            (
+                "outcome",
+                if report.passed {
+                    "published".into()
+                } else {
+                    "quarantined".into()
+                },
+            ),
+        ],
+    ) {
+        Ok(page) => out.html_reports.push((run_id.clone(), page)),
+        // The JSON report is the evidence; a page that fails to render is
+        // logged, not a reason to hold the batch.
+        Err(e) => tracing::warn!(run_id = %run_id, error = %e, "HTML report not rendered"),
+    }
     let payloads = encode::encode_rows(
         ctx.output_schema,
         &synthetic,
@@ -433,4 +470,24 @@ fn alert_record(topo: &Topology, alert: &serde_json::Value) -> OutRecord {
         payload: serde_json::to_vec(alert).unwrap_or_default(),
         headers: vec![("resynth.topology".into(), topo.name.clone().into_bytes())],
     }
+}
+
+fn html_page(
+    report: &GateReport,
+    train: &crate::table::Table,
+    holdout: &crate::table::Table,
+    synthetic: &crate::table::Table,
+    meta: &[(&str, String)],
+) -> Result<String, crate::audit::html::HtmlError> {
+    let ctx = crate::audit::html::HtmlContext {
+        title: "resynth batch validation report",
+        meta: meta
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        train,
+        holdout: Some(holdout),
+        synthetic,
+    };
+    crate::audit::html::render(report, &ctx)
 }

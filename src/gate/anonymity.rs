@@ -129,7 +129,7 @@ pub(crate) fn anonymity(
 /// Without it a generator that is exactly as risky as fresh real data
 /// would fail about half the time at small sizes; at 50 000 records and a
 /// share of 0.15 it is 0.004. 0 when either side is empty.
-fn allowance(hits_a: usize, n_a: usize, hits_b: usize, n_b: usize) -> f64 {
+pub(super) fn allowance(hits_a: usize, n_a: usize, hits_b: usize, n_b: usize) -> f64 {
     if n_a == 0 || n_b == 0 {
         return 0.0;
     }

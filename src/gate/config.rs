@@ -42,6 +42,15 @@ pub struct GateConfig {
     /// pass with a clearly training-leaning share. Default 0.55. Must be in
     /// [0.5, 1].
     pub dcr_share_cap: f64,
+    /// Upper cap on the nearest-neighbour distance ratio threshold. NNDR of
+    /// a record = (distance to its nearest training row) / (distance to the
+    /// second nearest): near 0 means it sits on one real person rather than
+    /// among several. The statistic is the share of synthetic rows whose
+    /// NNDR is below the 5th percentile of fresh real (holdout) rows' NNDR,
+    /// ≈ 0.05 for a generator that learned the population; the threshold is
+    /// `min(0.05 + 2.326·√(0.0475·(1/n_s + 1/n_h)), nndr_share_cap)`.
+    /// Default 0.10. Must be in [0.05, 1].
+    pub nndr_share_cap: f64,
     /// Allowance on top of the holdout's exact-match share: synthetic rows
     /// may copy training rows only as often as fresh real rows coincide with
     /// them by chance, plus this margin. Default 0.001 (0.1 % of rows).
@@ -160,6 +169,7 @@ impl Default for GateConfig {
             correlation_diff_max: 0.10,
             correlation_min_real: 0.3,
             dcr_share_cap: 0.55,
+            nndr_share_cap: 0.10,
             exact_match_margin: 0.001,
             max_dcr_synthetic_rows: 5000,
             contingency_tv_max: 0.15,
@@ -219,6 +229,12 @@ impl GateConfig {
             self.dcr_share_cap,
             (0.5..=1.0).contains(&self.dcr_share_cap),
             "[0.5, 1]",
+        );
+        check(
+            "nndr_share_cap",
+            self.nndr_share_cap,
+            (0.05..=1.0).contains(&self.nndr_share_cap),
+            "[0.05, 1]",
         );
         check(
             "exact_match_margin",

@@ -42,7 +42,7 @@
 //! let report = evaluate(&r, &h, &s, &GateConfig::default(), &Default::default(), 7).unwrap();
 //! assert_eq!(
 //!     report.failed_operators(),
-//!     vec!["exact_match", "dcr_share", "mia_nearest_record", "mia_density_ratio"]
+//!     vec!["exact_match", "dcr_share", "nndr_share", "mia_nearest_record", "mia_density_ratio"]
 //! );
 //! ```
 
@@ -66,7 +66,7 @@ mod roles;
 mod tests;
 mod utility;
 
-pub use aggregate::{ColumnScore, PairScore, QualityScores};
+pub use aggregate::{ColumnScore, DcrOverfittingProtection, PairScore, QualityScores};
 pub use config::GateConfig;
 pub use report::{GateReport, OperatorResult, operator};
 pub use roles::{Conditional, Roles, Subgroup, Target};
@@ -165,6 +165,38 @@ pub fn evaluate(
     roles: &Roles,
     seed: u64,
 ) -> Result<GateReport, GateError> {
+    run(train, holdout, synthetic, config, roles, seed, false)
+}
+
+/// The engine's two gates: fidelity and utility first; privacy only for a
+/// batch that passed them. A batch that already failed is regenerated or
+/// quarantined whatever its privacy scores, so the privacy operators (the
+/// costly nearest-neighbour scans) are skipped and a reported result says
+/// so. `resynth validate` uses [`evaluate`], which always runs both.
+pub fn evaluate_staged(
+    train: &Table,
+    holdout: &Table,
+    synthetic: &Table,
+    config: &GateConfig,
+    roles: &Roles,
+    seed: u64,
+) -> Result<GateReport, GateError> {
+    run(train, holdout, synthetic, config, roles, seed, true)
+}
+
+/// Operator name of the reported result that says the privacy gate was
+/// skipped.
+pub const PRIVACY_SKIPPED: &str = "privacy_gate";
+
+fn run(
+    train: &Table,
+    holdout: &Table,
+    synthetic: &Table,
+    config: &GateConfig,
+    roles: &Roles,
+    seed: u64,
+    staged: bool,
+) -> Result<GateReport, GateError> {
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(GateError::InvalidConfig { problems });
@@ -186,6 +218,21 @@ pub fn evaluate(
     results.extend(gated);
     reported.append(&mut skipped);
     let aggregates = aggregate::quality_scores(&columns);
+    if staged && results.iter().any(|r| !r.passed) {
+        reported.push(result(
+            PRIVACY_SKIPPED,
+            Vec::new(),
+            0.0,
+            0.0,
+            None,
+            false,
+            "reported, not gated: the privacy gate did not run because the batch already \
+             failed the fidelity/utility gate"
+                .into(),
+        ));
+        return Ok(GateReport::new(results).with_evidence(reported, Some(aggregates)));
+    }
+    let aggregates = aggregates.with_dcr_overfitting(train, holdout, synthetic, config, seed)?;
     results.extend(privacy::privacy(train, holdout, synthetic, config, seed)?);
     results.extend(membership::membership(
         train, holdout, synthetic, config, seed,

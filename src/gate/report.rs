@@ -23,6 +23,9 @@ pub mod operator {
     pub const EXACT_MATCH: &str = "exact_match";
     /// Distance-to-closest-record share P[d(s,R) < d(s,H)].
     pub const DCR_SHARE: &str = "dcr_share";
+    /// Share of synthetic rows whose nearest-neighbour distance ratio to
+    /// training is below the holdout's 5th percentile.
+    pub const NNDR_SHARE: &str = "nndr_share";
     /// Total variation of a pair's 2-D contingency table.
     pub const CONTINGENCY_TV: &str = "contingency_tv";
     /// KS D (numeric) or TV (categorical) of a column within one stratum

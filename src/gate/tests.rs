@@ -106,6 +106,7 @@ fn same_distribution_passes_every_operator() {
     assert_eq!(count(operator::SPEARMAN_DIFF), 1);
     assert_eq!(count(operator::EXACT_MATCH), 1);
     assert_eq!(count(operator::DCR_SHARE), 1);
+    assert_eq!(count(operator::NNDR_SHARE), 1);
     let ks = find(&report, operator::KS, &["age"]);
     assert!(ks.noise_floor.is_some_and(|f| f < 0.1));
     assert_eq!(ks.threshold, 0.10);
@@ -181,10 +182,14 @@ fn copy_of_training_fails_exact_match_and_dcr() {
     assert!(!exact.passed);
     assert_eq!(exact.statistic, 1.0);
     assert_eq!(exact.noise_floor, Some(0.0));
-    assert!((exact.threshold - 0.001).abs() < 1e-12);
+    // margin 0.001 + 1.645·√(0.5·0.5·(1/1500 + 1/1500)) = 0.001 + 0.0300333
+    assert!((exact.threshold - 0.031_033_3).abs() < 1e-6, "{exact:?}");
     let dcr = find(&report, operator::DCR_SHARE, &[]);
     assert!(!dcr.passed);
     assert_eq!(dcr.statistic, 1.0);
+    let nndr = find(&report, operator::NNDR_SHARE, &[]);
+    assert_eq!(nndr.statistic, 1.0, "every copied row sits on its original");
+    assert!(nndr.noise_floor.is_some_and(|f| f <= 0.06));
     // Fidelity alone would have let it through; membership inference sees
     // it too (see risk_tests.rs for the quasi-identifier operators).
     assert_eq!(
@@ -192,6 +197,7 @@ fn copy_of_training_fails_exact_match_and_dcr() {
         vec![
             operator::EXACT_MATCH,
             operator::DCR_SHARE,
+            operator::NNDR_SHARE,
             operator::MIA_NEAREST_RECORD,
             operator::MIA_DENSITY_RATIO
         ]
@@ -534,7 +540,11 @@ fn same_clinical_distribution_passes_contingency_conditionals_and_utility() {
     // Every fidelity and utility result passes. (Privacy is not asserted:
     // the DCR bound is one-sided 95 %, so ~5 % of faithful batches fail it
     // by chance, and this seed happens to be one: 51.6 % vs 51.3 %.)
-    let privacy = [operator::EXACT_MATCH, operator::DCR_SHARE];
+    let privacy = [
+        operator::EXACT_MATCH,
+        operator::DCR_SHARE,
+        operator::NNDR_SHARE,
+    ];
     let failed: Vec<_> = report
         .failures()
         .into_iter()
@@ -784,4 +794,48 @@ fn clinical_report_is_deterministic_for_a_seed() {
     let json = serde_json::to_string(&a).unwrap();
     let back: GateReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back.results.len(), a.results.len());
+}
+
+#[test]
+fn staged_gate_skips_privacy_only_after_a_fidelity_failure() {
+    let shift = Distortion {
+        age_shift: 0.5,
+        ..Default::default()
+    };
+    let (r, h, s) = trio(1500, shift);
+    let config = GateConfig::default();
+    let full = evaluate(&r, &h, &s, &config, &Roles::default(), 42).unwrap();
+    let staged = evaluate_staged(&r, &h, &s, &config, &Roles::default(), 42).unwrap();
+    assert!(!full.passed && !staged.passed);
+    assert_eq!(count(&full, operator::DCR_SHARE), 1);
+    assert_eq!(count(&staged, operator::DCR_SHARE), 0);
+    assert_eq!(count(&staged, operator::MIA_NEAREST_RECORD), 0);
+    assert!(
+        staged
+            .reported
+            .iter()
+            .any(|x| x.operator == PRIVACY_SKIPPED && x.explanation.contains("did not run"))
+    );
+    // The fidelity results are the same either way.
+    assert_eq!(
+        staged.failed_operators(),
+        full.failed_operators()
+            .into_iter()
+            .filter(|o| !o.starts_with("dcr")
+                && !o.starts_with("mia")
+                && !o.starts_with("nndr")
+                && !o.starts_with("exact"))
+            .collect::<Vec<_>>()
+    );
+
+    // A faithful batch goes through both gates.
+    let (r, h, s) = trio(1500, Distortion::default());
+    let staged = evaluate_staged(&r, &h, &s, &config, &Roles::default(), 42).unwrap();
+    assert_eq!(count(&staged, operator::DCR_SHARE), 1);
+    assert!(
+        !staged
+            .reported
+            .iter()
+            .any(|x| x.operator == PRIVACY_SKIPPED)
+    );
 }

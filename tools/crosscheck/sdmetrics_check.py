@@ -14,16 +14,25 @@ JSON, for synthetic vs real:
   pairs with real |r| > 0.5 or Cramér's V > 0.3 and bins each table on its
   own edges, so it is expected to differ; see src/gate/aggregate.rs).
 
+With ``--holdout holdout.csv`` (real rows the generator never saw) it also
+computes DCROverfittingProtection (``compute_breakdown`` with
+``num_rows_subsample=None, num_iterations=1``: every row, no subsampling),
+its score and the share of synthetic rows closer to training. SDMetrics
+cross-joins every synthetic row with every real row in pandas (≈ 4 s per
+million row pairs), so keep the tables to a few thousand rows.
+
 With ``--compare ours.json`` (``QualityScores`` as written by
 ``cargo run --release --example gate_bench -- crosscheck DIR``) it also
-prints the largest absolute difference per metric and every pair or column
-that differs by more than ``--tolerance`` (default 0.01), and exits 1 if any
-does.
+prints the largest absolute difference per metric, every pair or column
+that differs by more than ``--tolerance`` (default 0.01), and a ``summary``
+(metric, ours, reference, |diff|, tolerance) for ``tools/crosscheck/run.sh``;
+it exits 1 if anything differs by more than the tolerance.
 
 Usage:
-    pip install sdmetrics
+    pip install sdmetrics==0.32.0
     python tools/crosscheck/sdmetrics_check.py real.csv synthetic.csv \
-        metadata.json [--compare ours.json] [--tolerance 0.01]
+        metadata.json [--holdout holdout.csv] [--compare ours.json] \
+        [--tolerance 0.01]
 """
 
 import argparse
@@ -37,6 +46,7 @@ import pandas as pd
 from sdmetrics.column_pairs import ContingencySimilarity, CorrelationSimilarity
 from sdmetrics.reports.single_table import QualityReport
 from sdmetrics.single_column import KSComplement, TVComplement
+from sdmetrics.single_table.privacy import DCROverfittingProtection
 
 
 def _finite(x):
@@ -109,9 +119,44 @@ def sdmetrics_scores(real, synthetic, metadata):
     }
 
 
+def dcr_overfitting(real, synthetic, holdout, metadata):
+    """DCROverfittingProtection on every row (SDMetrics' default)."""
+    breakdown = DCROverfittingProtection.compute_breakdown(
+        real_training_data=real,
+        synthetic_data=synthetic,
+        real_validation_data=holdout,
+        metadata=metadata,
+        table_name=None,
+        num_rows_subsample=None,
+        num_iterations=1,
+    )
+    return {
+        "score": _finite(breakdown["score"]),
+        "closer_to_training": _finite(
+            breakdown["synthetic_data_percentages"]["closer_to_training"]
+        ),
+        "synthetic_rows": len(synthetic),
+    }
+
+
 def compare(theirs, ours, tolerance):
-    """Largest |difference| per metric and the items above the tolerance."""
-    out = {"max_abs_diff": {}, "above_tolerance": []}
+    """Largest |difference| per metric, the items above the tolerance and a
+    summary row per headline number."""
+    out = {"max_abs_diff": {}, "above_tolerance": [], "summary": []}
+
+    def headline(metric, a, b):
+        """A summary row; ``a`` is SDMetrics', ``b`` ours."""
+        d = abs(a - b) if a is not None and b is not None else None
+        out["summary"].append(
+            {
+                "metric": metric,
+                "ours": b,
+                "reference": a,
+                "abs_diff": d,
+                "tolerance": tolerance,
+                "ok": (a is None) == (b is None) and (d is None or d <= tolerance),
+            }
+        )
 
     def note(metric, label, a, b):
         if a is None or b is None:
@@ -143,6 +188,46 @@ def compare(theirs, ours, tolerance):
         theirs["column_pair_trends"],
         ours["column_pair_trends"],
     )
+    headline("ColumnShapes", theirs["column_shapes"], ours["column_shapes"])
+    headline("ColumnPairTrends", theirs["column_pair_trends"], ours["column_pair_trends"])
+    for metric in ("KSComplement", "TVComplement", "CorrelationSimilarity", "ContingencySimilarity"):
+        if metric in out["max_abs_diff"]:
+            worst = out["max_abs_diff"][metric]
+            out["summary"].append(
+                {
+                    "metric": f"{metric} (worst item)",
+                    "ours": None,
+                    "reference": None,
+                    "abs_diff": worst,
+                    "tolerance": tolerance,
+                    "ok": worst <= tolerance,
+                }
+            )
+    dcr = theirs.get("dcr_overfitting")
+    if dcr is not None:
+        mine = ours.get("dcr_overfitting_protection") or {}
+        rows = mine.get("synthetic_rows")
+        if rows != dcr["synthetic_rows"]:
+            # Ours scored a subsample (more rows than max_dcr_synthetic_rows):
+            # not the same computation, so not comparable to the digit.
+            out["above_tolerance"].append(
+                {
+                    "metric": "DCROverfittingProtection",
+                    "item": f"resynth scored {rows} of {dcr['synthetic_rows']} synthetic rows",
+                    "sdmetrics": dcr["score"],
+                    "resynth": mine.get("score"),
+                }
+            )
+        for metric, a, b in (
+            ("DCROverfittingProtection", dcr["score"], mine.get("score")),
+            (
+                "DCROverfittingProtection closer_to_training",
+                dcr["closer_to_training"],
+                mine.get("closer_to_training"),
+            ),
+        ):
+            note(metric, "table", a, b)
+            headline(metric, a, b)
     # Not held to the tolerance (different binning and subsampling, see
     # src/gate/aggregate.rs), but shown next to each other.
     out["quality_report_column_pair_trends"] = {
@@ -157,6 +242,7 @@ def main():
     parser.add_argument("real")
     parser.add_argument("synthetic")
     parser.add_argument("metadata")
+    parser.add_argument("--holdout", help="real holdout CSV, for DCROverfittingProtection")
     parser.add_argument("--compare", help="resynth QualityScores JSON")
     parser.add_argument("--tolerance", type=float, default=0.01)
     args = parser.parse_args()
@@ -178,6 +264,10 @@ def main():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = sdmetrics_scores(real, synthetic, metadata)
+        if args.holdout:
+            theirs["dcr_overfitting"] = dcr_overfitting(
+                real, synthetic, read(args.holdout), metadata
+            )
     result = {"sdmetrics": theirs}
     failed = False
     if args.compare:
@@ -190,6 +280,7 @@ def main():
                 "column_shapes",
                 "column_pair_trends",
                 "column_pair_trends_associated",
+                "dcr_overfitting_protection",
             )
         }
         failed = bool(result["comparison"]["above_tolerance"])
