@@ -159,6 +159,9 @@ fn timing(rows: usize, runs: usize) {
                 report.passed,
                 report.failed_operators()
             );
+            for f in report.failures() {
+                println!("  {}: {}", f.operator, f.explanation);
+            }
         }
     }
 }
@@ -333,12 +336,47 @@ fn compare(dir: &str, rows: usize) {
     }
 }
 
+/// False-fail rate of each gated operator on independent draws from one
+/// population: what a faithful generator would see, by chance alone.
+fn calibrate(rows: usize, trials: u64) {
+    let mut fails: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut batches_failed = 0;
+    for trial in 0..trials {
+        let base = 100 + 3 * trial;
+        let (r, h, s) = (
+            mixed(rows, base, 1.0, 0.0),
+            mixed(rows, base + 1, 1.0, 0.0),
+            mixed(rows, base + 2, 1.0, 0.0),
+        );
+        let report = evaluate(&r, &h, &s, &GateConfig::default(), &roles(), trial).expect("gate");
+        batches_failed += usize::from(!report.passed);
+        let mut seen = std::collections::BTreeSet::new();
+        for f in report.failures() {
+            if seen.insert(f.operator.clone()) {
+                *fails.entry(f.operator.clone()).or_default() += 1;
+            }
+        }
+    }
+    println!(
+        "{trials} faithful batches of {rows} rows × 30 columns: {batches_failed} failed the gate \
+         ({:.1}%)",
+        100.0 * batches_failed as f64 / trials as f64
+    );
+    for (op, n) in fails {
+        println!(
+            "  {op}: failed {n} of {trials} ({:.1}%)",
+            100.0 * n as f64 / trials as f64
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows =
         |i: usize, default: usize| args.get(i).and_then(|x| x.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
         Some("timing") => timing(rows(1, 50_000), rows(2, 2)),
+        Some("calibrate") => calibrate(rows(1, 3_000), rows(2, 100) as u64),
         Some("crosscheck") => crosscheck(
             args.get(1).map_or("target/crosscheck", String::as_str),
             rows(2, 2_000),
@@ -350,7 +388,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: gate_bench timing [rows] [runs] | crosscheck DIR [rows] | compare DIR [rows]"
+                "usage: gate_bench timing [rows] [runs] | calibrate [rows] [trials] | crosscheck DIR [rows] | compare DIR [rows]"
             );
             std::process::exit(2);
         }

@@ -36,11 +36,12 @@ pub struct GateConfig {
     /// batches at random. Default 0.3. Must be in [0, 1].
     pub correlation_min_real: f64,
     /// Upper cap on the distance-to-closest-record threshold
-    /// P[d(s, R) < d(s, H)]. The threshold is
-    /// `min(0.5 + 1.645·√(0.25/n), dcr_share_cap)`: the one-sided 95 % bound
-    /// of a fair coin over n synthetic rows, capped so small batches cannot
-    /// pass with a clearly training-leaning share. Default 0.55. Must be in
-    /// [0.5, 1].
+    /// P[d(s, R) < d(s, H)]. The threshold is the 95th percentile of that
+    /// share over 200 random relabellings of training ∪ holdout (what the
+    /// share looks like when nothing leaked, including the noise of the two
+    /// reference sets that a plain binomial bound misses), capped so small
+    /// batches cannot pass with a clearly training-leaning share. Default
+    /// 0.55. Must be in [0.5, 1].
     pub dcr_share_cap: f64,
     /// Upper cap on the nearest-neighbour distance ratio threshold. NNDR of
     /// a record = (distance to its nearest training row) / (distance to the
@@ -72,7 +73,11 @@ pub struct GateConfig {
     /// Largest KS D (numeric column) or total variation (categorical
     /// column) allowed within one stratum of a configured conditional
     /// (`roles.conditionals`, e.g. HbA1c given diagnosis). Looser than
-    /// `ks_max` because a stratum has fewer rows. Default 0.15. Must be in
+    /// `ks_max` because a stratum has fewer rows. For a numeric column the
+    /// stratum's threshold is the larger of this and the KS D two samples of
+    /// the stratum's sizes exceed by chance with probability 0.001
+    /// (1.9495·√((n + m)/(n·m)), ≈ 0.39 at 50 rows a side), so small strata
+    /// do not fail faithful batches at random. Default 0.15. Must be in
     /// (0, 1].
     pub conditional_ks_max: f64,
     /// Training rows a stratum of a conditional needs to be gated; smaller

@@ -255,8 +255,10 @@ fn dcr_subsamples_synthetic_and_balances_reference_sizes() {
     };
     let report = evaluate(&r, &h, &s, &config, &Roles::default(), 9).unwrap();
     let dcr = find(&report, operator::DCR_SHARE, &[]);
-    // n = 500 → 0.5 + 1.645·sqrt(0.25/500) = 0.5367828...
-    assert!((dcr.threshold - 0.536_782_8).abs() < 1e-6, "{dcr:?}");
+    // 500 rows: the relabelling null's 95th percentile sits near the
+    // binomial bound 0.5 + 1.645·sqrt(0.25/500) = 0.537 (only one side's
+    // reference noise on top) and below the cap.
+    assert!(dcr.threshold > 0.52 && dcr.threshold < 0.55, "{dcr:?}");
     assert!(dcr.passed, "{dcr:?}");
     assert!(dcr.explanation.contains("subsampled from 3000"));
     assert!(dcr.explanation.contains("subsampled to 1000"));
