@@ -25,11 +25,12 @@
 //!   person rather than at a crowd; such rows may be no more common than
 //!   among holdout rows (one-sided 99 % bound, capped).
 //!
-//! DCR subsamples the synthetic side (seeded) to `max_dcr_synthetic_rows`.
-//! The ½ baseline also needs |R| = |H|: with four times more training rows,
-//! a row from the same population is nearest to R about 4 times out of 5.
-//! So when the sizes differ, the larger of R and H is subsampled (seeded) to
-//! the size of the smaller for the distance test; the result says so.
+//! DCR and NNDR subsample only the synthetic side (seeded) to
+//! `max_dcr_synthetic_rows`; distances to real rows are always exact. The
+//! ½ baseline needs |R| = |H|: with four times more training rows, a row
+//! from the same population is nearest to R about 4 times out of 5. The
+//! relabelling null labels rows "training" with probability |R|/(|R|+|H|),
+//! so its baseline follows the sizes; the cap moves with it.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -118,21 +119,18 @@ fn distance_tests(
 ) -> Result<[OperatorResult; 2], GateError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let s_side = subsample(synthetic, config.max_dcr_synthetic_rows, &mut rng);
-    let size = train.n_rows().min(holdout.n_rows());
-    let r_side = subsample(train, size, &mut rng);
-    let h_side = subsample(holdout, size, &mut rng);
     let q_side = subsample(holdout, config.max_dcr_synthetic_rows, &mut rng);
-    let (s, r, h, q) = (
+    let (s, q) = (
         s_side.as_ref().unwrap_or(synthetic),
-        r_side.as_ref().unwrap_or(train),
-        h_side.as_ref().unwrap_or(holdout),
         q_side.as_ref().unwrap_or(holdout),
     );
 
+    // The real side is never subsampled: every distance to a training or
+    // holdout row is exact.
     let mut space = GowerSpace::fit(train)?;
     let (rr, hh, ss, qq) = (
-        space.encode(r)?,
-        space.encode(h)?,
+        space.encode(train)?,
+        space.encode(holdout)?,
         space.encode(s)?,
         space.encode(q)?,
     );
@@ -145,27 +143,20 @@ fn distance_tests(
     let q_to_r = k_nearest_gower(&qq, &rr, 2).ok_or_else(empty)?;
 
     let union = UnionNeighbours::merge(&s_to_r, &s_to_h, rr.n_rows());
-    let mut dcr = dcr_share(&union, config, seed);
+    let mut dcr = dcr_share(&union, hh.n_rows(), config, seed);
     if s_side.is_some() {
         dcr.explanation.push_str(&format!(
             "; synthetic subsampled from {} rows",
             synthetic.n_rows()
         ));
     }
-    if r_side.is_some() || h_side.is_some() {
-        dcr.explanation.push_str(&format!(
-            "; training ({}) and holdout ({}) subsampled to {size} rows each so ½ is the fair baseline",
-            train.n_rows(),
-            holdout.n_rows()
-        ));
-    }
     let nndr = nndr_share(&nndr_values(&s_to_r), &nndr_values(&q_to_r), config);
     Ok([dcr, nndr])
 }
 
-/// Nearest rows kept per side for the DCR test. A relabelling of
-/// training ∪ holdout misses a side's true nearest row only if all of the
-/// other side's K nearest rows changed label too: probability 2⁻ᴷ.
+/// Nearest rows kept per side for the DCR test. A relabelling only needs
+/// the nearest row of training ∪ holdout (always listed) and whether a row
+/// of the other label ties with it; K > 1 keeps such ties in the list.
 const DCR_NEIGHBOURS: usize = 16;
 /// Random relabellings of training ∪ holdout behind the DCR threshold.
 const DCR_PERMUTATIONS: u64 = 200;
@@ -251,16 +242,18 @@ impl UnionNeighbours {
     }
 }
 
-/// A fair coin per (relabelling, union row), from a hash: no permutation
-/// of 100 000 ids is materialised, only the labels of rows that are some
-/// synthetic row's neighbour are ever computed.
-fn coin(seed: u64, permutation: u64, id: usize) -> bool {
+/// A coin per (relabelling, union row) that lands "training" with
+/// probability `p`, from a hash: no permutation of 100 000 ids is
+/// materialised, only the labels of rows that are some synthetic row's
+/// neighbour are ever computed.
+fn coin(seed: u64, permutation: u64, id: usize, p: f64) -> bool {
     let mut z = seed
         ^ permutation.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (id as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) & 1 == 1
+    z ^= z >> 31;
+    ((z >> 11) as f64 / (1u64 << 53) as f64) < p
 }
 
 /// The DCR share and its null distribution. Under the null hypothesis
@@ -272,26 +265,39 @@ fn coin(seed: u64, permutation: u64, id: usize) -> bool {
 /// where training happens to be denser than holdout many rows lean the
 /// same way at once (measured: the binomial bound failed 12 % of faithful
 /// 3 000-row batches instead of 5 %).
-fn dcr_share(union: &UnionNeighbours, config: &GateConfig, seed: u64) -> OperatorResult {
+fn dcr_share(
+    union: &UnionNeighbours,
+    holdout_rows: usize,
+    config: &GateConfig,
+    seed: u64,
+) -> OperatorResult {
     let n = union.n_rows();
     let train_rows = union.train_rows;
+    // With unequal sizes the no-leak share is not ½ but about the training
+    // side's share of the union; relabelling with that probability keeps
+    // the baseline right without discarding real rows.
+    let p = train_rows as f64 / (train_rows + holdout_rows).max(1) as f64;
     let (statistic, closer, ties) = union.share(|id| id < train_rows);
     let mut null: Vec<f64> = (0..DCR_PERMUTATIONS)
-        .map(|b| union.share(|id| coin(seed, b, id)).0)
+        .map(|b| union.share(|id| coin(seed, b, id, p)).0)
         .collect();
     null.sort_unstable_by(f64::total_cmp);
     let q95 = quantile_sorted(&null, 0.95).unwrap_or(0.5);
-    let threshold = q95.min(config.dcr_share_cap);
+    let baseline = quantile_sorted(&null, 0.5).unwrap_or(0.5);
+    // The cap is stated for equal sizes (baseline ½); it moves with the
+    // baseline.
+    let cap = baseline + (config.dcr_share_cap - 0.5);
+    let threshold = q95.min(cap);
     let passed = statistic <= threshold;
     let explanation = format!(
-        "{:.2}% of {n} synthetic rows are closer (Gower) to training than to holdout \
-         ({closer} closer, {ties} ties counted half); allowed {:.2}% (95th percentile of \
-         {DCR_PERMUTATIONS} random relabellings of training ∪ holdout, median {:.2}%, capped \
-         at {:.0}%)",
+        "{:.2}% of {n} synthetic rows are closer (Gower) to training ({train_rows} rows) than to \
+         holdout ({holdout_rows} rows) ({closer} closer, {ties} ties counted half); allowed \
+         {:.2}%: the 95th percentile of {DCR_PERMUTATIONS} random relabellings of training ∪ \
+         holdout (no-leak baseline {:.2}%), capped at baseline + {:.0} points",
         100.0 * statistic,
         100.0 * threshold,
-        100.0 * quantile_sorted(&null, 0.5).unwrap_or(0.5),
-        100.0 * config.dcr_share_cap,
+        100.0 * baseline,
+        100.0 * (config.dcr_share_cap - 0.5),
     );
     result(
         operator::DCR_SHARE,
@@ -423,13 +429,16 @@ mod tests {
 
     #[test]
     fn relabelling_coins_are_fair_and_independent_across_permutations() {
-        let heads: usize = (0..20_000).filter(|&i| coin(7, 3, i)).count();
+        let heads: usize = (0..20_000).filter(|&i| coin(7, 3, i, 0.5)).count();
         // Binomial(20 000, ½): sd 70.7; 5 sd either side.
         assert!((heads as i64 - 10_000).abs() < 354, "{heads}");
         let agree: usize = (0..20_000)
-            .filter(|&i| coin(7, 3, i) == coin(7, 4, i))
+            .filter(|&i| coin(7, 3, i, 0.5) == coin(7, 4, i, 0.5))
             .count();
         assert!((agree as i64 - 10_000).abs() < 354, "{agree}");
+        // A biased coin lands "training" at its rate: 0.8 · 20 000 ± 5 sd (283).
+        let biased: usize = (0..20_000).filter(|&i| coin(7, 3, i, 0.8)).count();
+        assert!((biased as i64 - 16_000).abs() < 283, "{biased}");
     }
 
     #[test]
