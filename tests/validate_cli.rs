@@ -115,6 +115,10 @@ fn files() -> Files {
 }
 
 fn validate(f: &Files, synthetic: &Path, report: Option<&Path>) -> Output {
+    validate_with(f, synthetic, Path::new(ROLES), report)
+}
+
+fn validate_with(f: &Files, synthetic: &Path, roles: &Path, report: Option<&Path>) -> Output {
     let mut args = vec![
         "validate",
         "--train",
@@ -124,7 +128,7 @@ fn validate(f: &Files, synthetic: &Path, report: Option<&Path>) -> Output {
         "--synthetic",
         synthetic.to_str().unwrap(),
         "--roles",
-        ROLES,
+        roles.to_str().unwrap(),
     ];
     if let Some(r) = report {
         args.extend(["--report", r.to_str().unwrap()]);
@@ -244,32 +248,12 @@ fn input_errors_exit_2_and_name_the_problem() {
         "id_columns = [\"patient_id\"]\n[roles]\nquasi_identifiers = [\"age\", \"postcode\"]\n",
     )
     .unwrap();
-    let out = resynth(&[
-        "validate",
-        "--train",
-        f.train.to_str().unwrap(),
-        "--holdout",
-        f.holdout.to_str().unwrap(),
-        "--synthetic",
-        synthetic.to_str().unwrap(),
-        "--roles",
-        roles.to_str().unwrap(),
-    ]);
+    let out = validate_with(&f, &synthetic, &roles, None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("\"postcode\""), "{}", text(&out));
 
     std::fs::write(&roles, "[gate]\nks_max = 3.0\ntv_max = -1\n").unwrap();
-    let out = resynth(&[
-        "validate",
-        "--train",
-        f.train.to_str().unwrap(),
-        "--holdout",
-        f.holdout.to_str().unwrap(),
-        "--synthetic",
-        synthetic.to_str().unwrap(),
-        "--roles",
-        roles.to_str().unwrap(),
-    ]);
+    let out = validate_with(&f, &synthetic, &roles, None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
     assert!(
