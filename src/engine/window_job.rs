@@ -376,19 +376,8 @@ pub fn process(
     )
     .map_err(EngineError::Encode)?;
     let mut headers = lineage.headers();
-    let topic = if report.passed {
-        topo.output.topic.clone()
-    } else {
-        let evidence: Vec<_> = failed
-            .iter()
-            .map(|r| json!({"operator": r.operator, "columns": r.columns, "statistic": r.statistic, "threshold": r.threshold}))
-            .collect();
-        headers.push((
-            "resynth.failed_operators".into(),
-            serde_json::to_vec(&evidence).unwrap_or_default(),
-        ));
-        topo.kafka.quarantine_topic.clone()
-    };
+    let (topic, evidence) = route(&report, topo);
+    headers.extend(evidence);
     for (i, payload) in payloads.into_iter().enumerate() {
         out.records.push(OutRecord {
             topic: topic.clone(),
@@ -490,4 +479,71 @@ fn html_page(
         synthetic,
     };
     crate::audit::html::render(report, &ctx)
+}
+
+/// Where a gated batch goes: the synthetic topic only when every gated
+/// result passed; otherwise the quarantine topic, with the failed results
+/// as a `resynth.failed_operators` header. The one place that decides
+/// publication, so "nothing that failed is published" is tested here.
+fn route(report: &GateReport, topo: &Topology) -> (String, Option<(String, Vec<u8>)>) {
+    if report.passed {
+        return (topo.output.topic.clone(), None);
+    }
+    let evidence: Vec<_> = report
+        .failures()
+        .iter()
+        .map(|r| json!({"operator": r.operator, "columns": r.columns, "statistic": r.statistic, "threshold": r.threshold}))
+        .collect();
+    (
+        topo.kafka.quarantine_topic.clone(),
+        Some((
+            "resynth.failed_operators".into(),
+            serde_json::to_vec(&evidence).unwrap_or_default(),
+        )),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::OperatorResult;
+
+    fn topology() -> Topology {
+        Topology::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/topologies/demo.toml"
+        )))
+        .unwrap()
+    }
+
+    fn result(operator: &str, passed: bool) -> OperatorResult {
+        OperatorResult {
+            operator: operator.into(),
+            columns: vec!["x".into()],
+            statistic: if passed { 0.01 } else { 0.5 },
+            threshold: 0.1,
+            noise_floor: None,
+            passed,
+            explanation: String::new(),
+        }
+    }
+
+    #[test]
+    fn any_single_failing_operator_sends_the_batch_to_quarantine() {
+        let topo = topology();
+        let all = crate::gate::operator::ALL;
+        let passing = GateReport::new(all.iter().map(|op| result(op, true)).collect());
+        assert_eq!(route(&passing, &topo), (topo.output.topic.clone(), None));
+        for failing in all {
+            let report = GateReport::new(all.iter().map(|op| result(op, op != &failing)).collect());
+            let (topic, header) = route(&report, &topo);
+            assert_eq!(topic, topo.kafka.quarantine_topic, "{failing}");
+            assert_ne!(topic, topo.output.topic);
+            let (name, value) = header.expect("failed operators header");
+            assert_eq!(name, "resynth.failed_operators");
+            let evidence: serde_json::Value = serde_json::from_slice(&value).unwrap();
+            assert_eq!(evidence.as_array().unwrap().len(), 1);
+            assert_eq!(evidence[0]["operator"], *failing);
+        }
+    }
 }

@@ -54,6 +54,28 @@ pub mod operator {
     /// Anonymeter-style attribute-inference risk per sensitive column (95 %
     /// upper bound).
     pub const INFERENCE_RISK: &str = "inference_risk";
+
+    /// Every gated operator, in report order.
+    pub const ALL: [&str; 18] = [
+        KS,
+        TOTAL_VARIATION,
+        WASSERSTEIN_IQR,
+        SPEARMAN_DIFF,
+        CONTINGENCY_TV,
+        CONDITIONAL_KS,
+        UTILITY_AUROC_GAP,
+        UTILITY_SUBGROUP_GAP,
+        EXACT_MATCH,
+        DCR_SHARE,
+        NNDR_SHARE,
+        MIA_NEAREST_RECORD,
+        MIA_DENSITY_RATIO,
+        K_ANONYMITY_RISK,
+        L_DIVERSITY,
+        SINGLING_OUT_RISK,
+        LINKABILITY_RISK,
+        INFERENCE_RISK,
+    ];
 }
 
 /// One operator's score on one column, column pair or the whole table.
