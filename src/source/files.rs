@@ -20,6 +20,7 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{GateConfig, Roles};
+use crate::generate::copula::CopulaConfig;
 use crate::schema::arrow_table;
 use crate::table::Table;
 
@@ -38,8 +39,34 @@ pub struct ValidateSpec {
     /// Thresholds, as in a topology's `[gate]`; defaults from DESIGN.md.
     pub gate: GateConfig,
     /// Seed for the gate's subsampling and attacks (default 0), so a
-    /// verdict can be reproduced.
+    /// verdict can be reproduced; also the fit and sample seed of
+    /// `resynth synthesize`.
     pub seed: Option<u64>,
+    /// The generator `resynth synthesize` fits (the engine's copula).
+    pub generator: FileGenerator,
+}
+
+/// `[generator]` of the roles file: the Gaussian copula as a topology's
+/// `[model]` and `[copula]` configure it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileGenerator {
+    /// Categorical column to stratify by (one copula per label).
+    pub stratify_by: Option<String>,
+    /// Rows a stratum needs for its own copula.
+    pub min_stratum_rows: usize,
+    /// Copula options, as a topology's `[copula]`.
+    pub copula: CopulaConfig,
+}
+
+impl Default for FileGenerator {
+    fn default() -> Self {
+        FileGenerator {
+            stratify_by: None,
+            min_stratum_rows: 100,
+            copula: CopulaConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,4 +259,10 @@ pub async fn read_tables(
         holdout: holdout_t,
         synthetic: synthetic_t,
     })
+}
+
+/// Reads one file on its own (the training file of `resynth synthesize`).
+pub async fn read_one(path: &Path, spec: &ValidateSpec) -> Result<Table, FileError> {
+    let ctx = SessionContext::new();
+    Ok(read_table(&ctx, path, None, spec).await?.1)
 }
