@@ -261,6 +261,20 @@ fn input_errors_exit_2_and_name_the_problem() {
         "{t}"
     );
 
+    // Whole numbers written as floats by another tool (`57.0` where
+    // training had `57`) are read, not refused.
+    let floats = f.root.join("floats.csv");
+    let mut text_floats = format!("{HEADER}\n");
+    for r in patients(300, 5, 70_000) {
+        let mut r = r.clone();
+        r[1] = format!("{}.0", r[1]);
+        text_floats.push_str(&r.join(","));
+        text_floats.push('\n');
+    }
+    std::fs::write(&floats, text_floats).unwrap();
+    let out = validate(&f, &floats, None);
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out));
+
     // A non-numeric value in a numeric column names the file.
     let bad = f.root.join("bad.csv");
     std::fs::write(&bad, format!("{HEADER}\nP1,forty,F,021,Z00.0,5.1,70.2\n")).unwrap();

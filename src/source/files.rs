@@ -162,9 +162,17 @@ fn read_schema(own: &Schema, train: Option<&Schema>, categorical: &[String]) -> 
                 let dt = if categorical.contains(f.name()) {
                     DataType::Utf8
                 } else {
-                    train
+                    let dt = train
                         .and_then(|t| t.field_with_name(f.name()).ok())
-                        .map_or_else(|| f.data_type().clone(), |t| t.data_type().clone())
+                        .map_or_else(|| f.data_type().clone(), |t| t.data_type().clone());
+                    // Every number becomes f64 in the gate anyway; reading
+                    // integers as floats lets another tool write `57.0`
+                    // where training had `57`.
+                    if dt.is_integer() {
+                        DataType::Float64
+                    } else {
+                        dt
+                    }
                 };
                 Field::new(f.name(), dt, true)
             })

@@ -29,10 +29,11 @@ def main():
 
     with open(args.metadata) as f:
         columns = json.load(f)["columns"]
-    # Read exactly as score.py does: only empty fields are missing, so a
-    # label such as "NA" would stay a label.
-    dtypes = {c: (float if m["sdtype"] == "numerical" else "object")
-              for c, m in columns.items()}
+    # Only empty fields are missing, so a label such as "NA" stays a label.
+    # Numbers keep their inferred dtype: whole-number columns read as int
+    # come back from SDV as int, not "57.0", which `resynth validate` would
+    # refuse against a training column it typed Int64.
+    dtypes = {c: "object" for c, m in columns.items() if m["sdtype"] != "numerical"}
     train = pd.read_csv(args.train, dtype=dtypes, keep_default_na=False,
                         na_values=[""])[list(columns)]
     metadata = Metadata.load_from_dict({"columns": columns}, single_table_name="table")
