@@ -284,6 +284,20 @@ fn input_errors_exit_2_and_name_the_problem() {
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
 }
 
+fn synthesize(f: &Files, roles: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "synthesize",
+        "--train",
+        f.train.to_str().unwrap(),
+        "--roles",
+        roles.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    resynth(&args)
+}
+
 #[test]
 fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
     let f = files();
@@ -296,19 +310,12 @@ fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
     .unwrap();
     let out = f.root.join("synthetic.csv");
     let model = f.root.join("model.json");
-    let run = resynth(&[
-        "synthesize",
-        "--train",
-        f.train.to_str().unwrap(),
-        "--roles",
-        roles.to_str().unwrap(),
-        "--rows",
-        "1500",
-        "--out",
-        out.to_str().unwrap(),
-        "--model-out",
-        model.to_str().unwrap(),
-    ]);
+    let run = synthesize(
+        &f,
+        &roles,
+        &out,
+        &["--rows", "1500", "--model-out", model.to_str().unwrap()],
+    );
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     let csv = std::fs::read_to_string(&out).unwrap();
     let mut lines = csv.lines();
@@ -324,17 +331,7 @@ fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
 
     // Same seed, same file: a published batch can be reproduced.
     let again = f.root.join("again.csv");
-    let run = resynth(&[
-        "synthesize",
-        "--train",
-        f.train.to_str().unwrap(),
-        "--roles",
-        roles.to_str().unwrap(),
-        "--rows",
-        "1500",
-        "--out",
-        again.to_str().unwrap(),
-    ]);
+    let run = synthesize(&f, &roles, &again, &["--rows", "1500"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), csv);
 
@@ -348,15 +345,7 @@ fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
         format!("{base}\n[generator]\nstratify_by = \"dx\"\n"),
     )
     .unwrap();
-    let run = resynth(&[
-        "synthesize",
-        "--train",
-        f.train.to_str().unwrap(),
-        "--roles",
-        roles.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let run = synthesize(&f, &roles, &out, &[]);
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     assert!(
         text(&run).contains("generator.stratify_by"),

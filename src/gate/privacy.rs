@@ -208,7 +208,7 @@ impl UnionNeighbours {
         self.distances.len() / self.per_row.max(1)
     }
 
-    /// (closer, ties, nearest distance on each side) of one synthetic row
+    /// Nearest distance on each side (first, second) of one synthetic row
     /// when `in_first(id)` says which side each union row is on.
     fn compare(&self, q: usize, in_first: impl Fn(usize) -> bool) -> (f64, f64) {
         let span = q * self.per_row..(q + 1) * self.per_row;
