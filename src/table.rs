@@ -114,6 +114,37 @@ impl Table {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// SHA-256 over names and values (labels, not codes; NaN bits as stored),
+    /// so the audit log can say which exact rows a batch held and a re-sample
+    /// from the registry can be checked against it.
+    pub fn content_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for c in &self.columns {
+            h.update((c.name.len() as u64).to_le_bytes());
+            h.update(c.name.as_bytes());
+            match &c.values {
+                ColumnValues::Numeric(v) => {
+                    h.update([0u8]);
+                    v.iter().for_each(|x| h.update(x.to_bits().to_le_bytes()));
+                }
+                ColumnValues::Categorical { .. } => {
+                    h.update([1u8]);
+                    for row in 0..c.values.len() {
+                        match c.label(row) {
+                            Some(l) => {
+                                h.update((l.len() as u64).to_le_bytes());
+                                h.update(l.as_bytes());
+                            }
+                            None => h.update(u64::MAX.to_le_bytes()),
+                        }
+                    }
+                }
+            }
+        }
+        format!("{:x}", h.finalize())
+    }
+
     /// A new table holding the given rows, in the given order.
     pub fn take(&self, rows: &[usize]) -> Table {
         let columns = self

@@ -339,6 +339,76 @@ fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
     let judged = validate_with(&f, &out, &roles, None);
     assert_eq!(judged.status.code(), Some(0), "{}", text(&judged));
 
+    // The saved model and the printed sample seed reproduce the file.
+    let seed = text(&run)
+        .split("sample seed ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_string();
+    let replay = f.root.join("replay.csv");
+    let model_path = f.root.join("model.json");
+    let sample = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "sample",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--rows",
+            "1500",
+            "--seed",
+            &seed,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        resynth(&args)
+    };
+    let run = sample(&replay, &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(std::fs::read_to_string(&replay).unwrap(), csv);
+
+    // A cohort: every row is a woman aged 40 to 65 with the asked diagnosis.
+    let cohort = f.root.join("cohort.csv");
+    let run = sample(
+        &cohort,
+        &[
+            "--where",
+            "sex=F",
+            "--where",
+            "age=40..65",
+            "--where",
+            "diagnosis_code=E11.9",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(&cohort)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .map(|x| x.trim_matches('"').to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 1500);
+    assert!(rows.iter().all(|r| {
+        let age: f64 = r[0].parse().unwrap();
+        r[1] == "F" && (40.0..=65.0).contains(&age) && r[3] == "E11.9"
+    }));
+    // An unseen label is refused, naming the column.
+    let run = sample(&cohort, &["--where", "diagnosis_code=J45"]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(text(&run).contains("diagnosis_code"), "{}", text(&run));
+    // A tampered model is refused.
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&model_path).unwrap()).unwrap();
+    record["sha256"] = serde_json::Value::String("0".repeat(64));
+    std::fs::write(&model_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let run = sample(&replay, &[]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(text(&run).contains("tampered"), "{}", text(&run));
+
     // A stratify column that does not exist is named.
     std::fs::write(
         &roles,

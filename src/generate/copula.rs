@@ -75,6 +75,8 @@ use sha2::{Digest, Sha256};
 
 use crate::table::{Column, ColumnValues, NULL_CODE, Table};
 
+mod conditional;
+
 /// The only `format_version` this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -106,6 +108,13 @@ pub struct CopulaConfig {
     /// the tails more closely; the model holds at most this many values per
     /// numeric column whatever the window size. Must be at least 2.
     pub quantile_knots: usize,
+    /// Fewest non-null training values per knot: a column with m values gets
+    /// at most `max(2, m / min_rows_per_knot)` knots. With a knot per handful
+    /// of rows the quantile function traces individual patients' values (and
+    /// a small stratum's noise, which the inference-risk attack then exploits);
+    /// with at least this many rows behind each knot it is a smoothed summary.
+    /// 1 = no cap beyond `quantile_knots`.
+    pub min_rows_per_knot: usize,
     /// Highest decimal precision that is detected and reproduced. A column whose
     /// values all have at most this many decimals is sampled at that precision
     /// (0 = integer); otherwise it is sampled unrounded. At most 10.
@@ -121,6 +130,7 @@ impl Default for CopulaConfig {
         CopulaConfig {
             max_categories: 256,
             quantile_knots: 201,
+            min_rows_per_knot: 10,
             max_decimals: 4,
             min_rows: 2,
         }
@@ -347,9 +357,14 @@ impl CopulaModel {
         } else {
             w
         };
-        let z = z.as_slice();
-        let uniform = |dim: usize, row: usize| std_normal_cdf(z[dim * n + row]);
+        self.decode_latent(z.as_slice(), n, seed, &[])
+    }
 
+    /// Maps latent normal vectors (`z[dim * n + row]`, column-major) to a
+    /// table through each column's marginal. `forced` pins a pooled column's
+    /// rare-category pick to one code (a cohort asked for that label).
+    fn decode_latent(&self, z: &[f64], n: usize, seed: u64, forced: &[(usize, u32)]) -> Table {
+        let uniform = |dim: usize, row: usize| std_normal_cdf(z[dim * n + row]);
         let columns = par_map(&self.spec.columns, |i, column| {
             let values = match &column.marginal {
                 Marginal::Numeric(m) => ColumnValues::Numeric(
@@ -369,6 +384,7 @@ impl CopulaModel {
                     let level_upper = cumulative(m.levels.iter().map(|l| l.probability));
                     let pool_upper = cumulative(m.pooled.iter().map(|p| p.probability));
                     let mut pool_rng = stream_rng(seed, Domain::Pool, i as u64);
+                    let pinned = forced.iter().find(|(c, _)| *c == i).map(|&(_, code)| code);
                     let codes = (0..n)
                         .map(|row| {
                             let u = m.dim.map_or(0.5, |j| uniform(j, row));
@@ -377,7 +393,7 @@ impl CopulaModel {
                                 LevelValue::Null => NULL_CODE,
                                 LevelValue::Pooled => {
                                     let v: f64 = pool_rng.sample(Open01);
-                                    m.pooled[locate(&pool_upper, v)].code
+                                    pinned.unwrap_or(m.pooled[locate(&pool_upper, v)].code)
                                 }
                             }
                         })
@@ -423,21 +439,23 @@ impl CopulaConfig {
     /// Every problem with the settings, each naming its field, for `resynth check`.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        let valid = CopulaConfig::default();
         for probe in [
             CopulaConfig {
-                quantile_knots: 201,
-                max_decimals: 0,
-                ..self.clone()
+                max_categories: self.max_categories,
+                ..valid.clone()
             },
             CopulaConfig {
-                max_categories: 1,
-                max_decimals: 0,
-                ..self.clone()
+                quantile_knots: self.quantile_knots,
+                ..valid.clone()
             },
             CopulaConfig {
-                max_categories: 1,
-                quantile_knots: 201,
-                ..self.clone()
+                min_rows_per_knot: self.min_rows_per_knot,
+                ..valid.clone()
+            },
+            CopulaConfig {
+                max_decimals: self.max_decimals,
+                ..valid.clone()
             },
         ] {
             if let Err(CopulaError::InvalidConfig { field, reason }) = validate_config(&probe) {
@@ -452,6 +470,12 @@ fn validate_config(config: &CopulaConfig) -> Result<(), CopulaError> {
     if config.max_categories < 1 {
         return Err(CopulaError::InvalidConfig {
             field: "max_categories",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if config.min_rows_per_knot < 1 {
+        return Err(CopulaError::InvalidConfig {
+            field: "min_rows_per_knot",
             reason: "must be at least 1".into(),
         });
     }
@@ -582,7 +606,9 @@ fn fit_numeric(
     keyed.sort_unstable();
     order = keyed.iter().map(|&(_, r)| r as usize).collect();
     let sorted: Vec<f64> = order.iter().map(|&r| values[r]).collect();
-    let k = config.quantile_knots;
+    let k = config
+        .quantile_knots
+        .min((m / config.min_rows_per_knot.max(1)).max(2));
     let knots: Vec<f64> = (0..k)
         .map(|i| empirical_quantile(&sorted, i as f64 / (k - 1) as f64))
         .collect();
@@ -1199,6 +1225,7 @@ enum Domain {
     Fit = 1,
     Sample = 2,
     Pool = 3,
+    Conditional = 4,
 }
 
 /// An independent RNG per (seed, purpose, stream): the key is the three values
@@ -1865,6 +1892,36 @@ mod tests {
             Marginal::Numeric(m) => assert_eq!(m.knots.len(), 201),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn small_columns_get_fewer_knots_so_no_knot_traces_a_patient() {
+        let knots = |n: usize, per: usize| {
+            let t = Table::new(vec![Column::numeric(
+                "x",
+                (0..n).map(|i| (i * 7 % 101) as f64).collect(),
+            )]);
+            let config = CopulaConfig {
+                min_rows_per_knot: per,
+                ..CopulaConfig::default()
+            };
+            match &fit(&t, &config, 1).unwrap().spec.columns[0].marginal {
+                Marginal::Numeric(m) => m.knots.len(),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(knots(100, 10), 10);
+        assert_eq!(knots(15, 10), 2);
+        assert_eq!(knots(100, 1), 100);
+        assert_eq!(knots(5_000, 10), 201);
+        let bad = CopulaConfig {
+            min_rows_per_knot: 0,
+            quantile_knots: 1,
+            ..CopulaConfig::default()
+        };
+        let problems = bad.validate();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("min_rows_per_knot")));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! (window bounds, source offsets, row and patient counts), so any published
 //! batch can be traced to — and re-sampled from — exactly one model version.
 
+pub mod cohort;
 pub mod copula;
 pub mod ledger;
 pub mod privbayes;
@@ -50,6 +51,21 @@ impl GeneratorModel {
             GeneratorModel::GaussianCopula(m) => m.sample(n, seed),
             GeneratorModel::StratifiedCopula(m) => m.sample(n, seed),
             GeneratorModel::Privbayes(m) => m.sample(n, seed),
+        }
+    }
+
+    /// Draws `n` rows of a cohort ("sex = F and diagnosis = E11.9") from the
+    /// model itself; see [`cohort`] for how each family conditions.
+    pub fn sample_cohort(
+        &self,
+        n: usize,
+        seed: u64,
+        cohort: &cohort::Cohort,
+    ) -> Result<Table, cohort::CohortError> {
+        match self {
+            GeneratorModel::GaussianCopula(m) => m.sample_cohort(n, seed, cohort),
+            GeneratorModel::StratifiedCopula(m) => m.sample_cohort(n, seed, cohort),
+            GeneratorModel::Privbayes(m) => m.sample_cohort(n, seed, cohort),
         }
     }
 

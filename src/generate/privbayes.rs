@@ -101,6 +101,8 @@ use serde::{Deserialize, Serialize};
 use crate::generate::ledger::{Accounting, LedgerEntry};
 use crate::table::{Column, ColumnValues, NULL_CODE, Table};
 
+mod conditional;
+
 /// The only `format_version` this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -1437,6 +1439,7 @@ enum Stream {
     Noise = 2,
     Sample = 3,
     Rows = 4,
+    Conditional = 5,
 }
 
 /// An independent RNG per (seed, purpose, stream).

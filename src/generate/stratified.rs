@@ -14,6 +14,7 @@ use rand::distr::{Distribution, weighted::WeightedIndex};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use super::cohort::{Cohort, CohortError, Condition};
 use super::copula::{self, CopulaConfig, CopulaError, CopulaModel};
 use crate::table::{Column, ColumnValues, NULL_CODE, Table};
 
@@ -133,6 +134,80 @@ impl StratifiedCopula {
             .map(|(i, (s, &c))| s.model.sample(c, seed.wrapping_add(1 + i as u64)))
             .collect();
         concat(&self.columns, &parts)
+    }
+
+    /// Draws `n` rows of a cohort. A condition on the stratifying column picks
+    /// its stratum; otherwise each stratum's share is its training weight times
+    /// the cohort's probability under its copula, so the mix is the model's
+    /// conditional mix.
+    pub fn sample_cohort(
+        &self,
+        n: usize,
+        seed: u64,
+        cohort: &Cohort,
+    ) -> Result<Table, CohortError> {
+        if let Some(condition) = cohort.get(&self.column) {
+            let wanted = match condition {
+                Condition::Label(l) => Some(l.clone()),
+                Condition::Null => None,
+                Condition::Between { .. } => {
+                    return Err(CohortError::WrongKind {
+                        column: self.column.clone(),
+                        actual: "categorical",
+                        expected: "it takes a label, not a range",
+                    });
+                }
+            };
+            let stratum = self
+                .strata
+                .iter()
+                .find(|s| s.labels.contains(&wanted))
+                .ok_or_else(|| match &wanted {
+                    Some(label) => CohortError::UnknownLabel {
+                        column: self.column.clone(),
+                        label: label.clone(),
+                    },
+                    None => CohortError::NeverNull {
+                        column: self.column.clone(),
+                    },
+                })?;
+            return stratum.model.sample_cohort(n, seed, cohort);
+        }
+        let mut weights = Vec::with_capacity(self.strata.len());
+        let mut first_error = None;
+        for (i, s) in self.strata.iter().enumerate() {
+            match s
+                .model
+                .cohort_probability(cohort, seed.wrapping_add(i as u64))
+            {
+                Ok(p) => weights.push(s.weight * p),
+                Err(e) => {
+                    // A label this stratum never saw: the stratum cannot hold the cohort.
+                    weights.push(0.0);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let Ok(dist) = WeightedIndex::new(&weights) else {
+            return Err(first_error.unwrap_or(CohortError::Impossible {
+                reason: format!("no stratum of `{}` can hold it", self.column),
+            }));
+        };
+        let mut counts = vec![0usize; self.strata.len()];
+        let mut rng = StdRng::seed_from_u64(seed);
+        for _ in 0..n {
+            counts[dist.sample(&mut rng)] += 1;
+        }
+        let mut parts = Vec::new();
+        for (i, (s, &c)) in self.strata.iter().zip(&counts).enumerate() {
+            if c > 0 {
+                parts.push(
+                    s.model
+                        .sample_cohort(c, seed.wrapping_add(1 + i as u64), cohort)?,
+                );
+            }
+        }
+        Ok(concat(&self.columns, &parts))
     }
 
     /// sha256 over the strata's content hashes, weights and labels.
