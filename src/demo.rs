@@ -59,6 +59,8 @@ pub struct Downstream {
     pub with_all_headers: usize,
     pub batches: BTreeMap<String, usize>,
     pub dead_letters: usize,
+    /// Too-late events read back from the late topic (original bytes).
+    pub late: usize,
 }
 
 /// Runs the demo, printing progress; returns the engine summary.
@@ -80,13 +82,17 @@ pub fn run(
             source,
         })?;
     }
+    let late_topic = topology.kafka.late_topic.clone();
     for topic in [
         &topology.kafka.source_topic,
         &topology.kafka.dead_letter_topic,
         &topology.kafka.quarantine_topic,
         &topology.kafka.alerts_topic,
         &topology.output.topic,
-    ] {
+    ]
+    .into_iter()
+    .chain(late_topic.as_ref())
+    {
         // Several partitions: the mock cluster keeps at most 5 MB per
         // partition and silently drops older segments beyond that.
         cluster.create_topic(topic, DEMO_PARTITIONS, 1)?;
@@ -254,7 +260,7 @@ pub fn format_ms(ms: i64) -> String {
     )
 }
 
-/// Reads the synthetic and dead-letter topics as a downstream subscriber,
+/// Reads the synthetic, dead-letter and late topics as a downstream subscriber,
 /// from the beginning of every partition to its end.
 fn read_back(topology: &Topology, brokers: &str) -> Result<Downstream, DemoError> {
     let schema = RecordSchema::load(&topology.output.schema).map_err(engine::EngineError::from)?;
@@ -266,7 +272,15 @@ fn read_back(topology: &Topology, brokers: &str) -> Result<Downstream, DemoError
         .set("enable.partition.eof", "true")
         .create_with_context(engine::EngineContext)?;
     let mut tpl = TopicPartitionList::new();
-    for topic in [&topology.output.topic, &topology.kafka.dead_letter_topic] {
+    let late_topic = topology.kafka.late_topic.clone();
+    let mut topics = vec![&topology.output.topic, &topology.kafka.dead_letter_topic];
+    if let Some(late) = late_topic
+        .as_ref()
+        .filter(|t| **t != topology.kafka.dead_letter_topic)
+    {
+        topics.push(late);
+    }
+    for topic in topics {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         for t in metadata.topics() {
             for p in t.partitions() {
@@ -290,8 +304,18 @@ fn read_back(topology: &Topology, brokers: &str) -> Result<Downstream, DemoError
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(m)) => m,
         };
-        if msg.topic() == topology.kafka.dead_letter_topic {
-            d.dead_letters += 1;
+        let is_late = msg
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "resynth.error"))
+            .is_some_and(|h| h.value.unwrap_or(&[]).starts_with(b"late"));
+        if msg.topic() == topology.kafka.dead_letter_topic
+            || late_topic.as_deref() == Some(msg.topic())
+        {
+            if is_late {
+                d.late += 1;
+            } else {
+                d.dead_letters += 1;
+            }
             continue;
         }
         d.records += 1;

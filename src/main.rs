@@ -134,6 +134,30 @@ enum Command {
         /// Also write the fitted model (content-hashed JSON) here.
         #[arg(long)]
         model_out: Option<PathBuf>,
+        /// Sample only a cohort: `column=label`, `column=number`,
+        /// `column=lo..hi` (inclusive) or `column=` (null). Repeat for several.
+        #[arg(long = "where", value_name = "COLUMN=VALUE")]
+        cohort: Vec<String>,
+    },
+    /// Sample from a saved model: a registry version (`<audit dir>/models/...`)
+    /// or `synthesize --model-out`. With the seed from the audit log this
+    /// reproduces a published batch exactly.
+    Sample {
+        /// The model record (JSON).
+        #[arg(long)]
+        model: PathBuf,
+        /// Rows to draw.
+        #[arg(long)]
+        rows: usize,
+        /// Sampling seed (`sample_seed` in the audit log, or printed by synthesize).
+        #[arg(long)]
+        seed: u64,
+        /// Output CSV.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sample only a cohort (see `synthesize --where`).
+        #[arg(long = "where", value_name = "COLUMN=VALUE")]
+        cohort: Vec<String>,
     },
     /// Audit log tools.
     Audit {
@@ -192,7 +216,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rows,
             out,
             model_out,
-        } => synthesize(&train, &roles, rows, &out, model_out.as_deref()),
+            cohort,
+        } => synthesize(&train, &roles, rows, &out, model_out.as_deref(), &cohort),
+        Command::Sample {
+            model,
+            rows,
+            seed,
+            out,
+            cohort,
+        } => sample(&model, rows, seed, &out, &cohort),
         Command::Audit {
             command: AuditCommand::Verify { path },
         } => {
@@ -297,14 +329,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let (summary, loaded, downstream) = demo::run(&mut topo, &options, rt.handle())?;
             print_summary(&summary);
             println!(
-                "downstream consumer: {} synthetic records in {} batches, {} decode with {}, {} carry all {} lineage headers; {} dead letters",
+                "downstream consumer: {} synthetic records in {} batches, {} decode with {}, {} carry all {} lineage headers; {} dead letters, {} late events",
                 downstream.records,
                 downstream.batches.len(),
                 downstream.decoded,
                 topo.output.schema.display(),
                 downstream.with_all_headers,
                 resynth::sink::header_names().len(),
-                downstream.dead_letters
+                downstream.dead_letters,
+                downstream.late
             );
             println!(
                 "evidence: {}/audit.jsonl, {}/reports/, {}/models/",
@@ -313,12 +346,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 topo.audit.dir.display()
             );
             println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
-            let expected_dead = loaded.corrupt_payloads.len() + loaded.late;
-            if downstream.dead_letters != expected_dead || downstream.decoded != downstream.records
+            let expected_dead = loaded.corrupt_payloads.len();
+            if downstream.dead_letters != expected_dead
+                || downstream.late != loaded.late
+                || downstream.decoded != downstream.records
             {
                 bail!(
-                    "downstream check failed: {} dead letters (expected {expected_dead}), {} of {} records decoded",
+                    "downstream check failed: {} dead letters (expected {expected_dead}), {} late (expected {}), {} of {} records decoded",
                     downstream.dead_letters,
+                    downstream.late,
+                    loaded.late,
                     downstream.decoded,
                     downstream.records
                 );
@@ -330,7 +367,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 fn print_summary(s: &RunSummary) {
     println!(
-        "summary: {} events in, {} dead-lettered ({} late), {} windows closed ({} skipped), {} refits, {} batches published ({} records), {} quarantined, {} transactions, deployed model v{}, {:.1} s",
+        "summary: {} events in, {} dead-lettered, {} too late, {} windows closed ({} skipped), {} refits, {} batches published ({} records), {} quarantined, {} transactions, deployed model v{}, {:.1} s",
         s.events_in,
         s.dead_lettered,
         s.late,
@@ -468,13 +505,16 @@ fn synthesize(
     rows: Option<usize>,
     out: &std::path::Path,
     model_out: Option<&std::path::Path>,
+    cohort: &[String],
 ) -> Result<ExitCode> {
+    use resynth::generate::cohort::Cohort;
     use resynth::generate::{self, FittedOn, GeneratorKind, GeneratorSettings};
     use resynth::source::files::{ValidateSpec, read_one};
 
     let spec = ValidateSpec::load(roles)?;
     let rt = runtime()?;
     let table = rt.block_on(read_one(train, &spec))?;
+    let cohort = Cohort::parse(cohort, &table)?;
     if let Some(column) = &spec.generator.stratify_by
         && table.column(column).is_none()
     {
@@ -506,9 +546,8 @@ fn synthesize(
         },
     )?;
     let n = rows.unwrap_or(table.n_rows());
-    let synthetic = model
-        .model
-        .sample(n, generate::derive_seed(seed, "sample", 0));
+    let sample_seed = generate::derive_seed(seed, "sample", 0);
+    let synthetic = model.model.sample_cohort(n, sample_seed, &cohort)?;
     let elapsed = started.elapsed().as_secs_f64();
     resynth::sink::files::write_csv(&synthetic, out)
         .with_context(|| format!("writing {}", out.display()))?;
@@ -517,11 +556,48 @@ fn synthesize(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
-        "fitted {} (sha256 {}) on {} rows × {} columns and sampled {n} rows in {elapsed:.2} s; wrote {}",
+        "fitted {} (sha256 {}) on {} rows × {} columns and sampled {n} rows (sample seed {sample_seed}) in {elapsed:.2} s; wrote {}",
         model.generator,
         &model.sha256[..16],
         table.n_rows(),
         table.columns.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Re-samples a saved model: the reproduction half of lineage.
+fn sample(
+    path: &std::path::Path,
+    rows: usize,
+    seed: u64,
+    out: &std::path::Path,
+    cohort: &[String],
+) -> Result<ExitCode> {
+    use resynth::generate::ModelRecord;
+    use resynth::generate::cohort::Cohort;
+
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let record: ModelRecord = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a model record", path.display()))?;
+    let actual = record.model.content_sha256();
+    if actual != record.sha256 {
+        bail!(
+            "{}: model content hashes to {actual}, but the record says {}; refusing a tampered model",
+            path.display(),
+            record.sha256
+        );
+    }
+    let kinds = record.model.sample(1, 0);
+    let cohort = Cohort::parse(cohort, &kinds)?;
+    let synthetic = record.model.sample_cohort(rows, seed, &cohort)?;
+    resynth::sink::files::write_csv(&synthetic, out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "sampled {rows} rows from {} v{} (sha256 {}) with seed {seed}; wrote {}",
+        record.generator,
+        record.version,
+        &record.sha256[..16],
         out.display()
     );
     Ok(ExitCode::SUCCESS)

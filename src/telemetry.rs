@@ -8,8 +8,20 @@ use std::net::SocketAddr;
 
 /// Source events read from Kafka.
 pub const EVENTS_IN: &str = "resynth_events_in_total";
-/// Events sent to the dead-letter topic, by `reason` (decode, late).
+/// Events sent to the dead-letter topic, by `reason` (decode).
 pub const DEAD_LETTERED: &str = "resynth_events_dead_lettered_total";
+/// Too-late events (every window holding them finalised), by `topic` (the
+/// source) and `policy` (`topic`: sent to the late topic; `drop`: dropped).
+pub const EVENTS_LATE: &str = "resynth_events_late_total";
+/// Events behind the watermark that still landed in an open window
+/// (within `window.allowed_lateness_secs`).
+pub const EVENTS_LATE_ACCEPTED: &str = "resynth_events_late_accepted_total";
+/// Events buffered in open panes.
+pub const BUFFERED_EVENTS: &str = "resynth_buffered_events";
+/// Times the consumer paused partitions because `window.max_buffered_rows` was reached.
+pub const BACKPRESSURE_PAUSES: &str = "resynth_backpressure_pauses_total";
+/// Small windows merged into the next (`window.min_rows_policy = "merge_forward"`).
+pub const WINDOWS_MERGED: &str = "resynth_windows_merged_total";
 /// Windows closed, and skipped for too few rows.
 pub const WINDOWS_CLOSED: &str = "resynth_windows_closed_total";
 pub const WINDOWS_SKIPPED: &str = "resynth_windows_skipped_total";

@@ -59,6 +59,11 @@ fn every_lineage_header_and_metric_is_in_the_readme() {
     for m in [
         t::EVENTS_IN,
         t::DEAD_LETTERED,
+        t::EVENTS_LATE,
+        t::EVENTS_LATE_ACCEPTED,
+        t::BUFFERED_EVENTS,
+        t::BACKPRESSURE_PAUSES,
+        t::WINDOWS_MERGED,
         t::WINDOWS_CLOSED,
         t::WINDOWS_SKIPPED,
         t::DRIFT_SCORE,

@@ -30,7 +30,7 @@ use crate::schema::decode::EventDecoder;
 use crate::schema::{RecordSchema, SchemaError, arrow_table, encode};
 use crate::sink::{OutRecord, Publisher, SinkError};
 use crate::telemetry as t;
-use crate::topology::Topology;
+use crate::topology::{LatePolicy, MinRowsPolicy, Topology};
 use crate::window::{Windower, sql};
 
 /// Decoded rows are handed to the windower in batches of this size.
@@ -144,7 +144,14 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub events_in: u64,
     pub dead_lettered: u64,
+    /// Too-late events (sent to the late topic or dropped, per policy).
     pub late: u64,
+    /// Events behind the watermark that still landed in an open window.
+    pub late_accepted: u64,
+    /// Small windows whose events were merged into the next window.
+    pub windows_merged: u64,
+    /// Times partitions were paused for backpressure.
+    pub backpressure_pauses: u64,
     /// Events re-read after a restart that the previous run had already
     /// finalised (in a closed window or as a dead letter): skipped, not counted twice.
     pub replayed: u64,
@@ -294,10 +301,7 @@ pub fn run(
         &topology.source.event_time_field,
     )
     .ok_or_else(|| EngineError::Check(vec!["source.event_time_field: unusable".into()]))?;
-    let mut windower = Windower::new(
-        (topology.window.size_secs * 1000) as i64,
-        (topology.window.watermark_delay_secs * 1000) as i64,
-    );
+    let mut windower = Windower::new(topology.window.spec());
     let registry =
         ModelRegistry::open(&topology.audit.dir, &name).map_err(EngineError::Registry)?;
     let mut deployed: Option<ModelRecord> = registry.deployed().map_err(EngineError::Registry)?;
@@ -309,10 +313,10 @@ pub fn run(
     let mut ledger = Ledger::open(
         ledger_dir.join(format!("{name}--{}.jsonl", topology.kafka.source_topic)),
         topology.budget.epsilon_cap,
-        None,
+        topology.budget.delta,
     )
     .map_err(|e| EngineError::Generate(e.to_string()))?;
-    gauge!(t::PRIVACY_BUDGET_SPENT, "topology" => name.clone()).set(ledger.total().epsilon);
+    gauge!(t::PRIVACY_BUDGET_SPENT, "topology" => name.clone()).set(ledger.spent_epsilon());
     let publisher = Publisher::new(
         brokers,
         &topology.transactional_id(),
@@ -348,6 +352,11 @@ pub fn run(
     let mut window_index: u64 = 0;
     let mut assigned: Vec<i32> = Vec::new();
     let source_topic = topology.kafka.source_topic.clone();
+    let idle_timeout = Duration::from_secs(topology.window.idle_timeout_secs);
+    let mut last_seen: BTreeMap<i32, Instant> = BTreeMap::new();
+    let mut paused: Vec<i32> = Vec::new();
+    // A window too small to fit on, waiting to be merged into the next one.
+    let mut carry: Option<crate::window::ClosedWindow> = None;
 
     loop {
         let mut end_of_stream = false;
@@ -360,6 +369,7 @@ pub fn run(
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(msg)) => {
                     last_message = Instant::now();
+                    last_seen.insert(msg.partition(), last_message);
                     windower.mark_active(msg.partition());
                     summary.events_in += 1;
                     counter!(t::EVENTS_IN, "topology" => name.clone()).increment(1);
@@ -383,30 +393,51 @@ pub fn run(
                         continue;
                     }
                     let reject = match parsed {
-                        Err(e) => Some(("decode", e.to_string())),
+                        Err(e) => Some(e.to_string()),
                         Ok(t) if windower.is_late(t) => {
                             summary.late += 1;
-                            Some((
-                                "late",
-                                "late: event time is before an already closed window".to_string(),
-                            ))
+                            let policy = match topology.window.late_policy {
+                                LatePolicy::Topic => "topic",
+                                LatePolicy::Drop => "drop",
+                            };
+                            counter!(t::EVENTS_LATE, "topology" => name.clone(),
+                                     "topic" => source_topic.clone(), "policy" => policy)
+                            .increment(1);
+                            if topology.window.late_policy == LatePolicy::Topic {
+                                let late_topic = topology
+                                    .kafka
+                                    .late_topic
+                                    .as_deref()
+                                    .unwrap_or(&topology.kafka.dead_letter_topic);
+                                pending.dead_letters.push(routed(
+                                    topology,
+                                    &msg,
+                                    late_topic,
+                                    "late: every window holding its event time is already finalised",
+                                ));
+                                pending.since.get_or_insert_with(Instant::now);
+                            }
+                            None
                         }
                         Ok(t) => {
                             decoder.append_parsed(t, partition, offset);
                             None
                         }
                     };
-                    if let Some((reason, text)) = reject {
+                    if let Some(text) = reject {
                         summary.dead_lettered += 1;
-                        counter!(t::DEAD_LETTERED, "topology" => name.clone(), "reason" => reason)
+                        counter!(t::DEAD_LETTERED, "topology" => name.clone(), "reason" => "decode")
                             .increment(1);
-                        pending
-                            .dead_letters
-                            .push(dead_letter(topology, &msg, &text));
+                        pending.dead_letters.push(routed(
+                            topology,
+                            &msg,
+                            &topology.kafka.dead_letter_topic,
+                            &text,
+                        ));
                         pending.since.get_or_insert_with(Instant::now);
                     }
                     if decoder.len() >= DECODE_BATCH {
-                        push_decoded(&mut decoder, &mut windower);
+                        push_decoded(&mut decoder, &mut windower, &mut summary, &name);
                     }
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
@@ -438,8 +469,16 @@ pub fn run(
         }
         let idle = !decoder.is_empty() && last_message.elapsed() >= Duration::from_millis(100);
         if idle || stop {
-            push_decoded(&mut decoder, &mut windower);
+            push_decoded(&mut decoder, &mut windower, &mut summary, &name);
         }
+        // A partition silent for the idle timeout stops holding the watermark.
+        for &p in &assigned {
+            let seen = *last_seen.entry(p).or_insert_with(Instant::now);
+            if seen.elapsed() >= idle_timeout {
+                windower.mark_idle(p);
+            }
+        }
+        backpressure(&consumer, &windower, &mut paused, topology, &mut summary)?;
         let mut closed = windower.advance();
         if end_of_stream {
             closed.extend(windower.flush());
@@ -452,14 +491,16 @@ pub fn run(
         let process = closed.len().min(room);
         let remaining = closed.split_off(process);
         for i in 0..closed.len() {
-            let window = std::mem::replace(&mut closed[i], empty_window());
+            let mut window = std::mem::replace(&mut closed[i], empty_window());
+            if let Some(small) = carry.take() {
+                window = merge_windows(small, window);
+            }
             let window_end = window.end_ms;
             // Later windows closed in this same round are still unfinished.
             let mut held = windower.held_offsets();
             for later in closed[i + 1..].iter().chain(remaining.iter()) {
                 hold(&mut held, later);
             }
-            window_index += 1;
             let sql_started = Instant::now();
             let training = rt.block_on(sql::training_table(
                 arrow_schema.clone(),
@@ -469,6 +510,29 @@ pub fn run(
             ))?;
             histogram!(t::STAGE_SECONDS, "topology" => name.clone(), "stage" => "sql")
                 .record(sql_started.elapsed().as_secs_f64());
+            let training_rows: usize = training.iter().map(|b| b.num_rows()).sum();
+            let last_of_stream = end_of_stream && i + 1 == closed.len() && remaining.is_empty();
+            if topology.window.min_rows_policy == MinRowsPolicy::MergeForward
+                && training_rows < topology.window.min_rows
+                && !last_of_stream
+            {
+                // Not final: its offsets stay held and the committed finality
+                // stays before it until the merged window is processed.
+                summary.windows_merged += 1;
+                counter!(t::WINDOWS_MERGED, "topology" => name.clone()).increment(1);
+                info!(topology = %name, start_ms = window.start_ms, end_ms = window.end_ms,
+                      rows = training_rows, min_rows = topology.window.min_rows,
+                      "window merged forward");
+                audit_log.append(
+                    &name,
+                    "window_merged_forward",
+                    serde_json::json!({"window": format!("{}-{}", window.start_ms, window.end_ms),
+                                       "rows": training_rows, "min_rows": topology.window.min_rows}),
+                )?;
+                carry = Some(window);
+                continue;
+            }
+            window_index += 1;
             let ctx = window_job::WindowContext {
                 topology,
                 output_schema: &output_schema,
@@ -549,10 +613,10 @@ pub fn run(
             let records = std::mem::take(&mut pending.dead_letters);
             pending.since = None;
             let mut held = windower.held_offsets();
-            for later in &remaining {
+            for later in remaining.iter().chain(carry.iter()) {
                 hold(&mut held, later);
             }
-            let closed_through = match remaining.first() {
+            let closed_through = match remaining.first().or(carry.as_ref()) {
                 Some(w) => Some(w.start_ms),
                 None => windower.closed_through_ms(),
             };
@@ -586,15 +650,28 @@ pub fn run(
     Ok(summary)
 }
 
-/// Moves decoded rows into windows. Late rows never get here: they are
-/// caught at decode time, while their original bytes are still at hand.
-fn push_decoded(decoder: &mut EventDecoder, windower: &mut Windower) {
-    if !decoder.is_empty() {
-        windower.push(decoder.finish());
+/// Moves decoded rows into windows; returns how many were behind the
+/// watermark but accepted. Too-late rows never get here: they are caught at
+/// decode time, while their original bytes are still at hand.
+fn push_decoded(
+    decoder: &mut EventDecoder,
+    windower: &mut Windower,
+    summary: &mut RunSummary,
+    name: &str,
+) {
+    if decoder.is_empty() {
+        return;
+    }
+    let accepted = windower.push(decoder.finish()).late_accepted as u64;
+    if accepted > 0 {
+        summary.late_accepted += accepted;
+        counter!(t::EVENTS_LATE_ACCEPTED, "topology" => name.to_string()).increment(accepted);
     }
 }
 
-fn dead_letter<M: Message>(topology: &Topology, msg: &M, error: &str) -> OutRecord {
+/// The original message, bytes and headers intact, for the dead-letter or
+/// late topic, with the reason and its source coordinates added.
+fn routed<M: Message>(topology: &Topology, msg: &M, topic: &str, error: &str) -> OutRecord {
     let mut headers = vec![
         ("resynth.error".to_string(), error.as_bytes().to_vec()),
         (
@@ -620,11 +697,85 @@ fn dead_letter<M: Message>(topology: &Topology, msg: &M, error: &str) -> OutReco
         }
     }
     OutRecord {
-        topic: topology.kafka.dead_letter_topic.clone(),
+        topic: topic.to_string(),
         key: msg.key().map(|k| k.to_vec()),
         payload: msg.payload().unwrap_or(&[]).to_vec(),
         headers,
     }
+}
+
+/// A small window's events joined with the next window's (merge forward).
+fn merge_windows(
+    small: crate::window::ClosedWindow,
+    next: crate::window::ClosedWindow,
+) -> crate::window::ClosedWindow {
+    let mut merged = next;
+    merged.start_ms = small.start_ms;
+    merged.rows += small.rows;
+    let mut batches = small.batches;
+    batches.append(&mut merged.batches);
+    merged.batches = batches;
+    for (p, r) in small.offsets {
+        merged
+            .offsets
+            .entry(p)
+            .and_modify(|m| {
+                m.first = m.first.min(r.first);
+                m.last = m.last.max(r.last);
+            })
+            .or_insert(r);
+    }
+    merged
+}
+
+/// Pauses the partitions ahead of the watermark while open panes hold more
+/// than `window.max_buffered_rows` events, and resumes them below 90 % of it.
+/// The partitions holding the watermark back keep flowing, so windows keep
+/// closing and the buffer drains. The ceiling is soft: when every partition
+/// left running is idle, the paused ones resume, since only they can move
+/// the watermark (one open window may hold more than the ceiling).
+fn backpressure(
+    consumer: &EngineConsumer,
+    windower: &Windower,
+    paused: &mut Vec<i32>,
+    topology: &Topology,
+    summary: &mut RunSummary,
+) -> Result<(), EngineError> {
+    let buffered = windower.buffered_rows();
+    let ceiling = topology.window.max_buffered_rows;
+    gauge!(t::BUFFERED_EVENTS, "topology" => topology.name.clone()).set(buffered as f64);
+    let topic = topology.kafka.source_topic.as_str();
+    let list = |parts: &[i32]| {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for &p in parts {
+            tpl.add_partition(topic, p);
+        }
+        tpl
+    };
+    if buffered >= ceiling && paused.is_empty() {
+        let ahead = windower.partitions_ahead();
+        if !ahead.is_empty() {
+            consumer
+                .pause(&list(&ahead))
+                .map_err(EngineError::Consumer)?;
+            summary.backpressure_pauses += 1;
+            counter!(t::BACKPRESSURE_PAUSES, "topology" => topology.name.clone()).increment(1);
+            warn!(topology = %topology.name, buffered, ceiling, partitions = ?ahead,
+                  "buffer full: pausing partitions ahead of the watermark");
+            *paused = ahead;
+        }
+    } else if !paused.is_empty()
+        && (buffered < ceiling / 10 * 9 || !windower.delivering_except(paused))
+    {
+        // Drained, or the partitions left running went idle: only the paused
+        // ones can move the watermark now, so the ceiling yields.
+        consumer
+            .resume(&list(paused))
+            .map_err(EngineError::Consumer)?;
+        info!(topology = %topology.name, buffered, "buffer drained: resuming partitions");
+        paused.clear();
+    }
+    Ok(())
 }
 
 fn hold(held: &mut BTreeMap<i32, i64>, window: &crate::window::ClosedWindow) {

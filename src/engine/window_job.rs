@@ -166,8 +166,8 @@ pub fn process(
     if let (GeneratorKind::Privbayes, Some(pb)) = (topo.model.generator, &topo.privbayes)
         && let Some(cap) = topo.budget.epsilon_cap
     {
-        let spent = ctx.ledger.total().epsilon;
-        if spent + pb.epsilon > cap * (1.0 + 1e-9) {
+        let spent = ctx.ledger.spent_epsilon();
+        if ctx.ledger.epsilon_after(pb.epsilon) > cap * (1.0 + 1e-9) {
             return Ok(refuse_refit(
                 topo,
                 &window_label,
@@ -199,8 +199,9 @@ pub fn process(
             .ledger
             .try_book(m.ledger_entry(name, version, crate::audit::now_ms()))
         {
-            Ok(totals) => {
-                gauge!(t::PRIVACY_BUDGET_SPENT, "topology" => name.to_string()).set(totals.epsilon);
+            Ok(_) => {
+                gauge!(t::PRIVACY_BUDGET_SPENT, "topology" => name.to_string())
+                    .set(ctx.ledger.spent_epsilon());
             }
             Err(LedgerError::CapExceeded {
                 requested,
@@ -222,7 +223,7 @@ pub fn process(
             Err(e) => return Err(EngineError::Generate(e.to_string())),
         }
     }
-    let ledger_total = ctx.ledger.total().epsilon;
+    let ledger_total = ctx.ledger.spent_epsilon();
     histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "fit")
         .record(started.elapsed().as_secs_f64());
     ctx.registry.save(&model).map_err(EngineError::Registry)?;
@@ -387,7 +388,8 @@ pub fn process(
         });
     }
     let summary = json!({"batch_id": batch_id, "validation_run": run_id, "model_version": version,
-        "model_sha256": model.sha256, "records": n, "sample_seed": sample_seed, "window": window_label,
+        "model_sha256": model.sha256, "records": n, "sample_seed": sample_seed,
+        "batch_sha256": synthetic.content_sha256(), "window": window_label,
         "gates": lineage.gates, "lineage": lineage});
     if report.passed {
         out.published_records = n;

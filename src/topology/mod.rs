@@ -90,8 +90,12 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Topic with the source EHR change events.
     pub source_topic: String,
-    /// Undecodable and late events, with original bytes and a `resynth.error` header.
+    /// Undecodable events, with original bytes and a `resynth.error` header.
     pub dead_letter_topic: String,
+    /// Too-late events (`window.late_policy = "topic"`), with original bytes.
+    /// Default: the dead-letter topic.
+    #[serde(default)]
+    pub late_topic: Option<String>,
     /// Batches that failed the gates after every regeneration.
     pub quarantine_topic: String,
     /// Drift and gate alerts (JSON).
@@ -132,22 +136,85 @@ pub struct SourceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
-    /// Tumbling window length in seconds of event time.
+    /// Window length in seconds of event time.
     pub size_secs: u64,
-    /// Watermark = max event time seen − this delay. Events behind the
-    /// watermark of a closed window are late and go to the dead-letter topic.
+    /// Distance between window starts in seconds. Default: `size_secs`
+    /// (tumbling windows). Smaller values give sliding (hopping) windows that
+    /// overlap; events are stored once, in panes of gcd(size, slide).
+    #[serde(default)]
+    pub slide_secs: Option<u64>,
+    /// Watermark = max event time seen − this delay.
     #[serde(default = "default_watermark_delay")]
     pub watermark_delay_secs: u64,
+    /// A window is finalised when the watermark passes its end plus this; until
+    /// then an event behind the watermark still lands in its window (counted
+    /// as late-but-accepted). Events whose windows are all finalised are too
+    /// late and follow `late_policy`.
+    #[serde(default)]
+    pub allowed_lateness_secs: u64,
+    /// A partition that delivers nothing for this long (wall clock) stops
+    /// holding the watermark back, and rejoins when it delivers again. A
+    /// partition at its end is idle at once.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Too-late events: `topic` (default) sends the original bytes to
+    /// `kafka.late_topic` with the reason and source coordinates in headers;
+    /// `drop` only counts them (`resynth_events_late_total`).
+    #[serde(default)]
+    pub late_policy: LatePolicy,
     /// Name under which a closed window is registered as a DataFusion table.
     #[serde(default = "default_table")]
     pub table: String,
     /// SQL over `table` that yields the training table: one row per privacy
     /// unit (patient). Its output must match `output.schema`.
     pub sql: String,
-    /// Windows whose training table has fewer rows than this are skipped
-    /// (counted and logged): fitting or gating on a handful of patients is noise.
+    /// Windows whose training table has fewer rows than this follow
+    /// `min_rows_policy` (logged and counted): fitting or gating on a
+    /// handful of patients is noise.
     #[serde(default = "default_min_rows")]
     pub min_rows: usize,
+    /// `skip` (default): the small window is processed no further.
+    /// `merge_forward`: its events join the next window (tumbling windows only).
+    #[serde(default)]
+    pub min_rows_policy: MinRowsPolicy,
+    /// Ceiling on events buffered in open panes. Above it the engine pauses
+    /// the partitions that are ahead of the watermark (backpressure) until
+    /// windows close, instead of growing without limit.
+    #[serde(default = "default_max_buffered_rows")]
+    pub max_buffered_rows: usize,
+}
+
+/// What happens to events whose windows are all finalised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatePolicy {
+    /// Original bytes to `kafka.late_topic`, with reason and coordinates.
+    #[default]
+    Topic,
+    /// Counted (per topic) and dropped.
+    Drop,
+}
+
+/// What happens to a window with fewer than `min_rows` training rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MinRowsPolicy {
+    #[default]
+    Skip,
+    MergeForward,
+}
+
+impl WindowConfig {
+    /// The window geometry in ms.
+    pub fn spec(&self) -> crate::window::WindowSpec {
+        let ms = |s: u64| (s as i64).saturating_mul(1000);
+        crate::window::WindowSpec {
+            size_ms: ms(self.size_secs),
+            slide_ms: ms(self.slide_secs.unwrap_or(self.size_secs)),
+            delay_ms: ms(self.watermark_delay_secs),
+            allowed_lateness_ms: ms(self.allowed_lateness_secs),
+        }
+    }
 }
 
 /// The privacy-budget ledger's cap.
@@ -155,9 +222,13 @@ pub struct WindowConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BudgetConfig {
     /// Total ε that DP fits of this topology may spend on its source
-    /// population (basic composition). A refit that would pass it is refused
-    /// and alerted; the deployed model stays. None = no cap (not advised).
+    /// population. A refit that would pass it is refused and alerted; the
+    /// deployed model stays. None = no cap (not advised).
     pub epsilon_cap: Option<f64>,
+    /// δ of the stated guarantee. When set (0 < δ < 1), the ledger also
+    /// composes the pure ε-DP fits by zCDP and counts the smaller of that
+    /// total and the plain sum of ε; None = the plain sum (pure ε-DP).
+    pub delta: Option<f64>,
 }
 
 /// Columns that identify people, and the train/holdout split.
@@ -240,6 +311,12 @@ pub struct TelemetryConfig {
 
 fn default_watermark_delay() -> u64 {
     60
+}
+fn default_idle_timeout() -> u64 {
+    30
+}
+fn default_max_buffered_rows() -> usize {
+    5_000_000
 }
 fn default_table() -> String {
     "events".to_string()
@@ -393,6 +470,30 @@ impl Topology {
         if w.size_secs == 0 {
             p.push("window.size_secs: must be > 0".into());
         }
+        if let Some(slide) = w.slide_secs
+            && (slide == 0 || slide > w.size_secs)
+        {
+            p.push(format!(
+                "window.slide_secs: must be > 0 and ≤ size_secs ({}); got {slide}",
+                w.size_secs
+            ));
+        }
+        if w.min_rows_policy == MinRowsPolicy::MergeForward
+            && w.slide_secs.is_some_and(|s| s != w.size_secs)
+        {
+            p.push(
+                "window.min_rows_policy: merge_forward needs tumbling windows (slide_secs = size_secs); sliding windows already overlap".into(),
+            );
+        }
+        if w.idle_timeout_secs == 0 {
+            p.push("window.idle_timeout_secs: must be > 0".into());
+        }
+        if w.max_buffered_rows == 0 {
+            p.push("window.max_buffered_rows: must be > 0".into());
+        }
+        if self.kafka.late_topic.as_deref().is_some_and(str::is_empty) {
+            p.push("kafka.late_topic: must not be empty when given".into());
+        }
         if w.table.is_empty()
             || !w
                 .table
@@ -422,6 +523,18 @@ impl Topology {
                 "model.holdout_fraction: must be in (0, 1); got {}",
                 m.holdout_fraction
             ));
+        }
+        if let Some(cap) = self.budget.epsilon_cap
+            && !(cap.is_finite() && cap >= 0.0)
+        {
+            p.push(format!(
+                "budget.epsilon_cap: must be a finite number ≥ 0; got {cap}"
+            ));
+        }
+        if let Some(delta) = self.budget.delta
+            && !(delta > 0.0 && delta < 1.0)
+        {
+            p.push(format!("budget.delta: must be in (0, 1); got {delta}"));
         }
         let d = &self.drift;
         for (field, v) in [

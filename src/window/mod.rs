@@ -1,17 +1,33 @@
-//! Event-time tumbling windows with a watermark.
+//! Event-time windows (tumbling or sliding) built from panes, with a
+//! watermark and allowed lateness.
 //!
-//! Events are assigned to the window containing their event time. Each source
-//! partition has its own watermark (largest event time seen there − delay);
-//! the operator's watermark is the minimum over partitions that are still
-//! delivering, so a partition read ahead of the others cannot make their
-//! events late. A partition that is caught up (at its end) stops holding the
-//! watermark back and rejoins when it delivers again. A window closes once
-//! the watermark passes its end. An event for a window that has
-//! already closed is late: the caller routes it (dead-letter topic) and counts
-//! it, never drops it silently. Each window remembers the source offsets it
-//! holds, so the engine commits only offsets whose events are finalised.
+//! EHR feeds are late, out of order and bursty, so time is the events' own.
+//! * **Panes.** Events are stored once, in the pane of length
+//!   `gcd(size, slide)` that holds their event time. A window `[s, s + size)`
+//!   (s a multiple of `slide`) is the concatenation of its panes' Arrow
+//!   batches (shared, not copied), so a slide costs O(pane), never a re-scan
+//!   of the window; tumbling windows are the case `slide = size` (one pane
+//!   per window).
+//! * **Watermark.** Each source partition has its own: largest event time
+//!   seen there − `delay`. The operator's watermark is the minimum over
+//!   partitions that are still delivering, so a partition read ahead cannot
+//!   make the others' events late. The engine marks a partition idle when it
+//!   is caught up or silent longer than the idle timeout: it then stops
+//!   holding the watermark back, and rejoins when it delivers again.
+//! * **Finality.** A window is finalised once the watermark passes its end
+//!   plus `allowed_lateness`. Until then an event behind the watermark still
+//!   lands in it (counted as late-but-accepted). An event whose every window
+//!   is finalised is too late: [`Windower::is_late`] says so before it is
+//!   pushed, and the caller routes it (late topic or counted drop), never
+//!   silently.
+//! * **Memory.** A pane is released as soon as the last window holding it is
+//!   finalised. Each pane remembers the source offsets it holds, so the
+//!   engine commits only offsets whose events are in no open pane.
 
 pub mod sql;
+
+#[cfg(test)]
+mod properties;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +45,17 @@ pub struct OffsetRange {
     pub last: i64,
 }
 
+impl OffsetRange {
+    fn merge(into: &mut BTreeMap<i32, OffsetRange>, partition: i32, range: OffsetRange) {
+        into.entry(partition)
+            .and_modify(|r| {
+                r.first = r.first.min(range.first);
+                r.last = r.last.max(range.last);
+            })
+            .or_insert(range);
+    }
+}
+
 /// A window whose events are final.
 #[derive(Debug, Clone)]
 pub struct ClosedWindow {
@@ -40,51 +67,129 @@ pub struct ClosedWindow {
     pub offsets: BTreeMap<i32, OffsetRange>,
 }
 
+/// Window geometry and timing, in ms of event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub size_ms: i64,
+    /// Distance between window starts; `size_ms` for tumbling windows.
+    pub slide_ms: i64,
+    /// Watermark = largest event time seen − this.
+    pub delay_ms: i64,
+    /// A window is finalised when the watermark passes its end plus this.
+    pub allowed_lateness_ms: i64,
+}
+
+impl WindowSpec {
+    /// Tumbling windows of `size_ms` with no allowed lateness.
+    pub fn tumbling(size_ms: i64, delay_ms: i64) -> Self {
+        WindowSpec {
+            size_ms,
+            slide_ms: size_ms,
+            delay_ms,
+            allowed_lateness_ms: 0,
+        }
+    }
+
+    /// Every problem with the geometry (the topology validates it too).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.size_ms <= 0 {
+            p.push(format!("size must be > 0, got {} ms", self.size_ms));
+        }
+        if self.slide_ms <= 0 || self.slide_ms > self.size_ms {
+            p.push(format!(
+                "slide must be > 0 and ≤ size ({} ms), got {} ms",
+                self.size_ms, self.slide_ms
+            ));
+        }
+        if self.delay_ms < 0 || self.allowed_lateness_ms < 0 {
+            p.push("delay and allowed lateness must be ≥ 0".into());
+        }
+        p
+    }
+
+    /// Pane length: the largest length that divides both size and slide.
+    pub fn pane_ms(&self) -> i64 {
+        gcd(self.size_ms, self.slide_ms)
+    }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a.abs() } else { gcd(b, a % b) }
+}
+
 #[derive(Debug, Default)]
-struct OpenWindow {
+struct Pane {
     batches: Vec<RecordBatch>,
     rows: usize,
     offsets: BTreeMap<i32, OffsetRange>,
 }
 
-/// Tumbling event-time windows.
 #[derive(Debug, Clone, Copy, Default)]
 struct PartitionClock {
     max_event_ms: Option<i64>,
-    /// Caught up: excluded from the watermark until it delivers again.
+    /// Caught up or silent: excluded from the watermark until it delivers again.
     idle: bool,
+}
+
+/// What one [`Windower::push`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushStats {
+    /// Rows behind the watermark that still landed in an open window
+    /// (within the allowed lateness).
+    pub late_accepted: usize,
 }
 
 #[derive(Debug)]
 pub struct Windower {
-    size_ms: i64,
-    delay_ms: i64,
-    open: BTreeMap<i64, OpenWindow>,
+    spec: WindowSpec,
+    pane_ms: i64,
+    panes: BTreeMap<i64, Pane>,
     partitions: BTreeMap<i32, PartitionClock>,
-    /// Every window ending at or before this is closed.
+    /// Every window ending at or before this is finalised.
     closed_through_ms: Option<i64>,
 }
 
 impl Windower {
-    pub fn new(size_ms: i64, delay_ms: i64) -> Self {
-        assert!(size_ms > 0, "window size is validated by the topology");
+    pub fn new(spec: WindowSpec) -> Self {
+        assert!(
+            spec.problems().is_empty(),
+            "window geometry is validated by the topology: {:?}",
+            spec.problems()
+        );
         Windower {
-            size_ms,
-            delay_ms,
-            open: BTreeMap::new(),
+            pane_ms: spec.pane_ms(),
+            spec,
+            panes: BTreeMap::new(),
             partitions: BTreeMap::new(),
             closed_through_ms: None,
         }
     }
 
-    /// Start of the window holding `t`.
-    pub fn window_start(&self, t: i64) -> i64 {
-        t.div_euclid(self.size_ms) * self.size_ms
+    pub fn spec(&self) -> WindowSpec {
+        self.spec
     }
 
-    /// An event at `t` belongs to a window that is already closed.
+    /// Start of the pane holding `t`.
+    pub fn pane_start(&self, t: i64) -> i64 {
+        t.div_euclid(self.pane_ms) * self.pane_ms
+    }
+
+    /// End of the last window that holds `t`: once it is finalised, `t` is too late.
+    pub fn last_end(&self, t: i64) -> i64 {
+        t.div_euclid(self.spec.slide_ms) * self.spec.slide_ms + self.spec.size_ms
+    }
+
+    /// Start of the first window that holds `t`.
+    fn first_start(&self, t: i64) -> i64 {
+        (t - self.spec.size_ms).div_euclid(self.spec.slide_ms) * self.spec.slide_ms
+            + self.spec.slide_ms
+    }
+
+    /// Every window holding an event at `t` is already finalised.
     pub fn is_late(&self, t: i64) -> bool {
-        self.closed_through_ms.is_some_and(|c| t < c)
+        self.closed_through_ms
+            .is_some_and(|c| self.last_end(t) <= c)
     }
 
     /// Every window ending at or before this has been finalised.
@@ -110,7 +215,7 @@ impl Windower {
         }
     }
 
-    /// The partition is caught up: stop holding the watermark back for it.
+    /// The partition is caught up or silent: stop holding the watermark back for it.
     pub fn mark_idle(&mut self, partition: i32) {
         self.partitions.entry(partition).or_default().idle = true;
     }
@@ -120,9 +225,32 @@ impl Windower {
         self.partitions.entry(partition).or_default().idle = false;
     }
 
+    /// Partitions whose largest event time is ahead of the watermark; pausing
+    /// them (backpressure) never stalls the watermark, since the partitions
+    /// that hold it back keep delivering.
+    pub fn partitions_ahead(&self) -> Vec<i32> {
+        let Some(w) = self.watermark_ms() else {
+            return Vec::new();
+        };
+        self.partitions
+            .iter()
+            .filter(|(_, c)| c.max_event_ms.is_some_and(|m| m - self.spec.delay_ms > w))
+            .map(|(&p, _)| p)
+            .collect()
+    }
+
+    /// Whether a partition outside `except` still counts for the watermark
+    /// (assigned and not idle). If none does, pausing `except` would stall the
+    /// watermark, so backpressure must let go.
+    pub fn delivering_except(&self, except: &[i32]) -> bool {
+        self.partitions
+            .iter()
+            .any(|(p, c)| !c.idle && !except.contains(p))
+    }
+
     /// Minimum over delivering partitions of (largest event time − delay);
     /// `None` while a delivering partition has not shown an event yet. When
-    /// every partition is caught up, the minimum over those with events.
+    /// every partition is idle, the minimum over those with events.
     pub fn watermark_ms(&self) -> Option<i64> {
         let active: Vec<&PartitionClock> = self.partitions.values().filter(|c| !c.idle).collect();
         let min = if active.is_empty() {
@@ -138,30 +266,36 @@ impl Windower {
                 .into_iter()
                 .min()
         };
-        min.map(|m| m - self.delay_ms)
+        min.map(|m| m - self.spec.delay_ms)
     }
 
-    /// Rows held in open windows.
+    /// Rows held in panes (each event once, however many windows share it).
     pub fn buffered_rows(&self) -> usize {
-        self.open.values().map(|w| w.rows).sum()
+        self.panes.values().map(|p| p.rows).sum()
     }
 
-    pub fn open_windows(&self) -> usize {
-        self.open.len()
+    /// Panes held in memory.
+    pub fn open_panes(&self) -> usize {
+        self.panes.len()
     }
 
-    /// Adds decoded events. The caller has already diverted late events
-    /// (`is_late`), so every row lands in an open window.
-    pub fn push(&mut self, decoded: DecodedBatch) {
+    /// Adds decoded events. The caller has already diverted too-late events
+    /// (`is_late`), so every row lands in a pane of an open window.
+    pub fn push(&mut self, decoded: DecodedBatch) -> PushStats {
         let n = decoded.event_time_ms.len();
+        let mut stats = PushStats::default();
         if n == 0 {
-            return;
+            return stats;
         }
+        let watermark = self.watermark_ms();
         let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for (row, &t) in decoded.event_time_ms.iter().enumerate() {
             debug_assert!(!self.is_late(t), "late rows are diverted before push");
+            if watermark.is_some_and(|w| t < w) {
+                stats.late_accepted += 1;
+            }
             groups
-                .entry(self.window_start(t))
+                .entry(self.pane_start(t))
                 .or_default()
                 .push(row as u32);
             let clock = self.partitions.entry(decoded.partition[row]).or_default();
@@ -169,78 +303,104 @@ impl Windower {
         }
         let single = groups.len() == 1;
         for (start, rows) in groups {
-            let window = self.open.entry(start).or_default();
+            let pane = self.panes.entry(start).or_default();
             let batch = if single {
                 decoded.batch.clone()
             } else {
                 let idx = UInt32Array::from(rows.clone());
                 take_record_batch(&decoded.batch, &idx).expect("indices are in bounds")
             };
-            window.rows += batch.num_rows();
-            window.batches.push(batch);
+            pane.rows += batch.num_rows();
+            pane.batches.push(batch);
             for &r in &rows {
                 let (p, o) = (decoded.partition[r as usize], decoded.offset[r as usize]);
-                window
-                    .offsets
-                    .entry(p)
-                    .and_modify(|range| {
-                        range.first = range.first.min(o);
-                        range.last = range.last.max(o);
-                    })
-                    .or_insert(OffsetRange { first: o, last: o });
+                OffsetRange::merge(&mut pane.offsets, p, OffsetRange { first: o, last: o });
             }
         }
+        stats
     }
 
-    /// Closes and returns, oldest first, every window the watermark has passed.
+    /// Finalises and returns, oldest first, every window whose end plus the
+    /// allowed lateness the watermark has passed.
     pub fn advance(&mut self) -> Vec<ClosedWindow> {
         match self.watermark_ms() {
-            Some(w) => self.close_until(w),
+            Some(w) => self.close_until(w.saturating_sub(self.spec.allowed_lateness_ms)),
             None => Vec::new(),
         }
     }
 
-    /// Closes every open window (end of a bounded stream).
+    /// Finalises every window that holds an event (end of a bounded stream).
     pub fn flush(&mut self) -> Vec<ClosedWindow> {
         self.close_until(i64::MAX)
     }
 
-    fn close_until(&mut self, watermark: i64) -> Vec<ClosedWindow> {
+    /// Finalises windows ending at or before `limit`.
+    fn close_until(&mut self, limit: i64) -> Vec<ClosedWindow> {
+        let (size, slide) = (self.spec.size_ms, self.spec.slide_ms);
         let mut closed = Vec::new();
-        while let Some((&start, _)) = self.open.first_key_value() {
-            let end = start.saturating_add(self.size_ms);
-            if end > watermark {
+        while let Some((&first_pane, _)) = self.panes.first_key_value() {
+            // The next window to finalise: after the last finalised one, and
+            // not before the first window holding a buffered event.
+            let mut start = self.first_start(first_pane);
+            if let Some(c) = self.closed_through_ms {
+                start = start.max(c - size + slide);
+            }
+            let end = start.saturating_add(size);
+            if end > limit {
                 break;
             }
-            let w = self.open.remove(&start).expect("key just seen");
-            self.closed_through_ms = Some(self.closed_through_ms.map_or(end, |c| c.max(end)));
-            closed.push(ClosedWindow {
+            let mut window = ClosedWindow {
                 start_ms: start,
                 end_ms: end,
-                batches: w.batches,
-                rows: w.rows,
-                offsets: w.offsets,
-            });
+                batches: Vec::new(),
+                rows: 0,
+                offsets: BTreeMap::new(),
+            };
+            for (_, pane) in self.panes.range(start..end) {
+                window.batches.extend(pane.batches.iter().cloned());
+                window.rows += pane.rows;
+                for (&p, &r) in &pane.offsets {
+                    OffsetRange::merge(&mut window.offsets, p, r);
+                }
+            }
+            self.closed_through_ms = Some(self.closed_through_ms.map_or(end, |c| c.max(end)));
+            // Release panes whose last window is now final.
+            let through = end;
+            let released: Vec<i64> = self
+                .panes
+                .keys()
+                .copied()
+                .take_while(|&p| self.last_end(p) <= through)
+                .collect();
+            for p in released {
+                self.panes.remove(&p);
+            }
+            if window.rows > 0 {
+                closed.push(window);
+            }
         }
-        // Windows that never received an event are closed too: the watermark
-        // alone decides finality.
-        if watermark != i64::MAX {
-            let through = self.window_start(watermark);
-            if self.closed_through_ms.is_none_or(|c| c < through)
-                && self.open.keys().all(|&s| s >= through)
-            {
+        // Windows that never received an event are finalised too: the
+        // watermark alone decides finality.
+        if limit != i64::MAX && limit >= i64::MIN + size {
+            let through = (limit - size).div_euclid(slide) * slide + size;
+            let blocked = self
+                .panes
+                .keys()
+                .next()
+                .is_some_and(|&p| self.first_start(p) + size <= through);
+            if !blocked && self.closed_through_ms.is_none_or(|c| c < through) {
                 self.closed_through_ms = Some(through);
             }
         }
         closed
     }
 
-    /// Lowest offset per partition still held by an open window: a commit may
-    /// not go past it, or a restart would lose those events.
+    /// Lowest offset per partition still held by a pane: a commit may not go
+    /// past it, or a restart would lose those events.
     pub fn held_offsets(&self) -> BTreeMap<i32, i64> {
         let mut held: BTreeMap<i32, i64> = BTreeMap::new();
-        for w in self.open.values() {
-            for (&p, r) in &w.offsets {
+        for pane in self.panes.values() {
+            for (&p, r) in &pane.offsets {
                 held.entry(p)
                     .and_modify(|o| *o = (*o).min(r.first))
                     .or_insert(r.first);
@@ -270,7 +430,7 @@ mod tests {
 
     #[test]
     fn window_closes_only_when_watermark_passes_its_end() {
-        let mut w = Windower::new(100, 10);
+        let mut w = Windower::new(WindowSpec::tumbling(100, 10));
         w.push(decoded(&[5, 50, 99], 0));
         assert!(w.advance().is_empty());
         w.push(decoded(&[109], 3)); // watermark 99 < end 100
@@ -294,7 +454,7 @@ mod tests {
 
     #[test]
     fn watermark_is_the_minimum_over_delivering_partitions() {
-        let mut w = Windower::new(100, 0);
+        let mut w = Windower::new(WindowSpec::tumbling(100, 0));
         w.assign(&[0, 1]);
         w.push(on_partition(decoded(&[10, 250], 0), 0));
         assert_eq!(w.watermark_ms(), None, "partition 1 has not delivered yet");
@@ -318,15 +478,17 @@ mod tests {
 
     #[test]
     fn boundary_timestamp_belongs_to_the_next_window() {
-        let w = Windower::new(100, 0);
-        assert_eq!(w.window_start(99), 0);
-        assert_eq!(w.window_start(100), 100);
-        assert_eq!(w.window_start(-1), -100);
+        let w = Windower::new(WindowSpec::tumbling(100, 0));
+        assert_eq!(w.pane_start(99), 0);
+        assert_eq!(w.pane_start(100), 100);
+        assert_eq!(w.pane_start(-1), -100);
+        assert_eq!(w.last_end(99), 100);
+        assert_eq!(w.last_end(100), 200);
     }
 
     #[test]
     fn out_of_order_rows_within_delay_land_in_their_window() {
-        let mut w = Windower::new(100, 50);
+        let mut w = Windower::new(WindowSpec::tumbling(100, 50));
         w.push(decoded(&[120, 90, 130, 95], 0));
         let closed = w.advance();
         assert!(closed.is_empty(), "watermark 80 < 100");
@@ -338,7 +500,7 @@ mod tests {
 
     #[test]
     fn held_offsets_never_pass_an_open_window() {
-        let mut w = Windower::new(100, 0);
+        let mut w = Windower::new(WindowSpec::tumbling(100, 0));
         w.push(decoded(&[150, 10, 160], 7)); // offsets 7,8,9; 10 is in window 0
         assert_eq!(w.held_offsets()[&0], 7);
         let closed = w.advance(); // watermark 160 closes window 0

@@ -78,6 +78,7 @@ pub fn topology(brokers: &str, id: &str, audit_dir: &Path) -> Topology {
     t.kafka.group_id = format!("{id}-group");
     t.kafka.source_topic = format!("{id}.labs");
     t.kafka.dead_letter_topic = format!("{id}.dlq");
+    t.kafka.late_topic = Some(format!("{id}.late"));
     t.kafka.quarantine_topic = format!("{id}.quarantine");
     t.kafka.alerts_topic = format!("{id}.alerts");
     t.output.topic = format!("{id}.synthetic");
@@ -94,6 +95,7 @@ pub fn all_topics(t: &Topology) -> Vec<String> {
     vec![
         t.kafka.source_topic.clone(),
         t.kafka.dead_letter_topic.clone(),
+        t.kafka.late_topic.clone().expect("tests set a late topic"),
         t.kafka.quarantine_topic.clone(),
         t.kafka.alerts_topic.clone(),
         t.output.topic.clone(),
