@@ -148,6 +148,9 @@ pub struct RunSummary {
     pub late: u64,
     /// Events behind the watermark that still landed in an open window.
     pub late_accepted: u64,
+    /// Sliding-window events that missed some finalised windows but landed
+    /// in their open ones.
+    pub late_partial: u64,
     /// Small windows whose events were merged into the next window.
     pub windows_merged: u64,
     /// Times partitions were paused for backpressure.
@@ -662,10 +665,17 @@ fn push_decoded(
     if decoder.is_empty() {
         return;
     }
-    let accepted = windower.push(decoder.finish()).late_accepted as u64;
+    let stats = windower.push(decoder.finish());
+    let accepted = stats.late_accepted as u64;
     if accepted > 0 {
         summary.late_accepted += accepted;
         counter!(t::EVENTS_LATE_ACCEPTED, "topology" => name.to_string()).increment(accepted);
+    }
+    let partial = stats.missed_windows as u64;
+    if partial > 0 {
+        summary.late_partial += partial;
+        counter!(t::EVENTS_LATE, "topology" => name.to_string(), "policy" => "partial")
+            .increment(partial);
     }
 }
 

@@ -138,6 +138,9 @@ pub struct PushStats {
     /// Rows behind the watermark that still landed in an open window
     /// (within the allowed lateness).
     pub late_accepted: usize,
+    /// Rows of sliding windows that arrived after some (not all) of their
+    /// windows were finalised: they are in the open ones only.
+    pub missed_windows: usize,
 }
 
 #[derive(Debug)]
@@ -293,6 +296,12 @@ impl Windower {
             debug_assert!(!self.is_late(t), "late rows are diverted before push");
             if watermark.is_some_and(|w| t < w) {
                 stats.late_accepted += 1;
+            }
+            if self
+                .closed_through_ms
+                .is_some_and(|c| self.first_start(t) + self.spec.size_ms <= c)
+            {
+                stats.missed_windows += 1;
             }
             groups
                 .entry(self.pane_start(t))

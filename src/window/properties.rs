@@ -338,6 +338,15 @@ fn sliding_windows_share_and_release_panes() {
     assert_eq!(w.held_offsets()[&0], 3);
     assert!(w.is_late(250));
     assert!(!w.is_late(300));
+    // t = 305 is in [100, 400) (final), [200, 500) (final) and [300, 600):
+    // not too late, but it missed two finalised windows, and says so.
+    let stats = w.push(batch(&[Event {
+        id: 9,
+        t: 305,
+        partition: 0,
+        offset: 6,
+    }]));
+    assert_eq!(stats.missed_windows, 1);
 }
 
 /// Allowed lateness: an event behind the watermark still lands in its open
@@ -360,6 +369,7 @@ fn allowed_lateness_keeps_windows_open_and_counts_accepted_late_rows() {
     assert!(w.advance().is_empty(), "watermark 120 < 100 + 50");
     let stats = w.push(batch(&[ev(2, 90, 2)]));
     assert_eq!(stats.late_accepted, 1);
+    assert_eq!(stats.missed_windows, 0);
     w.push(batch(&[ev(3, 150, 3)]));
     let closed = w.advance();
     assert_eq!(closed.len(), 1);
