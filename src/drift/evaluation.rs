@@ -141,6 +141,7 @@ pub fn population_score(
 ) -> f64 {
     let config = DriftConfig {
         large_window_rows: if large { 1 } else { usize::MAX },
+        joint_max_rows: usize::MAX,
         ..config.clone()
     };
     let reference = ReferenceProfile::build_with(reference, &config);

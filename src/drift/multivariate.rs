@@ -13,8 +13,9 @@
 //!   no-drift value is known (Hotelling: d·(N+1)(N−1)/(N(N−d−2))), and
 //!   which rises when rows stop fitting the reference dependence.
 //!
-//! Both run on at most `MAX_WINDOW_ROWS` evenly spaced rows: their noise at
-//! that size is far below the thresholds, and it keeps the verdict fast.
+//! Both run on at most `drift.joint_max_rows` evenly spaced rows of a window
+//! (5,000 by default: their noise there is far below the thresholds, and it
+//! keeps the verdict fast) and of at most 20,000 rows of the reference.
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
@@ -30,8 +31,6 @@ use crate::topology::DriftConfig;
 
 /// Rows of the reference used for its joint profile.
 const MAX_REFERENCE_ROWS: usize = 20_000;
-/// Rows of a window used for the joint checks.
-pub const MAX_WINDOW_ROWS: usize = 5_000;
 /// Declared columns used when none are declared (the first numeric ones).
 const MAX_DEFAULT_COLUMNS: usize = 30;
 /// Variance factor of Fisher's z for Spearman's r (Fieller, Hartley & Pearson 1957).
@@ -213,7 +212,7 @@ impl JointProfile {
         config: &DriftConfig,
         out: &mut Vec<TestResult>,
     ) {
-        let rows = stride_rows(window.n_rows(), MAX_WINDOW_ROWS);
+        let rows = stride_rows(window.n_rows(), config.joint_max_rows);
         let n = rows.len();
         let d = self.columns.len();
         if n < d + 10 {

@@ -225,6 +225,8 @@ pub struct DriftConfig {
     /// Numeric columns whose pairwise correlations and joint structure are
     /// checked; empty = the first 30 numeric columns.
     pub correlation_columns: Vec<String>,
+    /// Rows of a window (evenly spaced) used by the correlation and joint checks.
+    pub joint_max_rows: usize,
     /// Quantile bins per numeric column (plus two open tail bins).
     pub bins: usize,
     /// Categories kept per categorical column; rarer ones share OTHER.
@@ -327,6 +329,7 @@ impl Default for DriftConfig {
             correlation_diff_max: 0.1,
             joint_max: 0.2,
             correlation_columns: vec![],
+            joint_max_rows: 5000,
             bins: 20,
             top_k: 20,
             categorical_max_distinct: 10,
@@ -581,6 +584,7 @@ impl DriftConfig {
             ("drift.top_k", self.top_k, 1),
             ("drift.large_window_rows", self.large_window_rows, 1),
             ("drift.min_segment_rows", self.min_segment_rows, 20),
+            ("drift.joint_max_rows", self.joint_max_rows, 100),
             ("drift.refit_min_rows", self.refit_min_rows, 4),
         ] {
             if v < min {
