@@ -25,10 +25,15 @@ pub const WINDOWS_MERGED: &str = "resynth_windows_merged_total";
 /// Windows closed, and skipped for too few rows.
 pub const WINDOWS_CLOSED: &str = "resynth_windows_closed_total";
 pub const WINDOWS_SKIPPED: &str = "resynth_windows_skipped_total";
-/// Per-column drift distance (KS D or TV) and PSI of the last window, by `column`, `method`.
+/// Last window's drift effect per `column` (`col[segment=label]` within a
+/// segment, `a~b` for a pair, `(joint)`) and `method` (ks, tv,
+/// proportion_diff, psi, js, wasserstein_sigma, null_rate, unseen_share,
+/// spearman_diff, joint).
 pub const DRIFT_SCORE: &str = "resynth_drift_score";
 /// 0 = OK, 1 = WARN, 2 = DRIFT.
 pub const DRIFT_STATE: &str = "resynth_drift_state";
+/// Seconds since the deployed model (and its reference) was deployed.
+pub const DRIFT_SECONDS_SINCE_REFIT: &str = "resynth_drift_seconds_since_refit";
 pub const REFITS: &str = "resynth_refits_total";
 /// Refits refused because the privacy budget cap would be passed.
 pub const REFITS_REFUSED: &str = "resynth_refits_refused_total";

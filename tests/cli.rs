@@ -50,7 +50,10 @@ fn check_lists_every_value_problem_with_its_path() {
         ("size_secs = 3600", "size_secs = 0"),
         ("ks_max = 0.1", "ks_max = 1.5"),
         ("holdout_fraction = 0.5", "holdout_fraction = 2.0"),
-        ("persist_k = 2", "persist_k = 5"),
+        (
+            "persist_k = 2",
+            "persist_k = 5\nfloor_fraction = 0.0\nalpha = 1.5",
+        ),
     ]);
     let path = write(dir.path(), "bad.toml", &text);
     let out = resynth()
@@ -65,10 +68,34 @@ fn check_lists_every_value_problem_with_its_path() {
         "drift.ks_max",
         "model.holdout_fraction",
         "drift.persist_k",
+        "drift.floor_fraction",
+        "drift.alpha",
     ] {
         assert!(err.contains(p), "{p} not reported:\n{err}");
     }
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn check_names_drift_columns_the_training_table_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = demo_with(&[(
+        "segments = [\"sex\"]",
+        "segments = [\"site\"]\ncorrelation_columns = [\"hba1c\", \"sex\"]",
+    )]);
+    let path = write(dir.path(), "columns.toml", &text);
+    let out = resynth()
+        .args(["check", "--offline"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("drift.segments: \"site\""), "{err}");
+    assert!(
+        err.contains("drift.correlation_columns: \"sex\" is not numeric"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@ use resynth::source::load::{LoadPlan, load_topic};
 use resynth::source::simulator::{DriftSpec, Simulator, SimulatorConfig};
 use resynth::topology::EventFormat;
 
+use apache_avro::types::Value;
+
 fn simulator(window_ms: i64) -> Simulator {
     Simulator::new(SimulatorConfig {
         patients: 4000,
@@ -34,6 +36,38 @@ fn avro_reader(schema: &apache_avro::Schema) -> apache_avro::reader::datum::Gene
     apache_avro::reader::datum::GenericDatumReader::builder(schema)
         .build()
         .unwrap()
+}
+
+/// Every alert on `topic`, decoded independently with the shipped schema
+/// file (not the engine's copy of it).
+fn decoded_alerts(brokers: &str, topic: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(common::repo().join("schemas/alerts/drift_alert.avsc"))
+        .expect("alert schema file");
+    let schema = apache_avro::Schema::parse_str(&text).expect("alert schema parses");
+    common::read_all(brokers, topic)
+        .iter()
+        .map(|r| {
+            avro_reader(&schema)
+                .read_value(&mut &r.payload[..])
+                .expect("alert decodes with schemas/alerts/drift_alert.avsc")
+        })
+        .collect()
+}
+
+/// A field of a decoded Avro record (or of the record inside a union).
+fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
+    let record = match record {
+        Value::Union(_, inner) => inner.as_ref(),
+        other => other,
+    };
+    let Value::Record(fields) = record else {
+        panic!("not a record: {record:?}")
+    };
+    &fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no field {name}"))
+        .1
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -92,6 +126,41 @@ fn synthetic_topic_dead_letters_and_offsets_are_right() {
         "initial fit and a drift refit: {summary:?}"
     );
     assert_eq!(summary.late, 2);
+
+    // Drift alerts: Avro with the shipped schema; the injected HbA1c/glucose
+    // shift from window 3 is named, with the method that decided.
+    let alerts = decoded_alerts(brokers, &topo.kafka.alerts_topic);
+    let drift_alerts: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| field(a, "kind") == &Value::Enum(0, "drift_state".into()))
+        .collect();
+    assert!(!drift_alerts.is_empty(), "drift alerts: {alerts:?}");
+    let refit_alert = drift_alerts
+        .iter()
+        .find(|a| field(field(a, "drift"), "refit") == &Value::Boolean(true))
+        .expect("a drift alert starts the refit");
+    assert!(matches!(
+        field(refit_alert, "model_version"),
+        Value::Union(1, _)
+    ));
+    let Value::Array(columns) = field(field(refit_alert, "drift"), "columns") else {
+        panic!("columns")
+    };
+    let named: Vec<&Value> = columns.iter().map(|c| field(c, "column")).collect();
+    assert!(
+        named.contains(&&Value::String("hba1c".into())),
+        "hba1c drifts: {named:?}"
+    );
+    for c in columns {
+        for f in ["method", "test", "reason"] {
+            assert!(
+                matches!(field(c, f), Value::String(s) if !s.is_empty()),
+                "{f}"
+            );
+        }
+        assert!(matches!(field(c, "statistic"), Value::Double(x) if x.is_finite()));
+        assert!(matches!(field(c, "threshold"), Value::Double(x) if *x > 0.0));
+    }
 
     // Synthetic records: decode with the shipped schema, all lineage headers,
     // agreeing with the audit log's batch_published entries.
@@ -356,15 +425,26 @@ fn failing_batches_are_quarantined_never_published() {
             );
         }
     }
-    let alerts = common::read_all(brokers, &topo.kafka.alerts_topic);
-    let quarantine_alerts = alerts
+    let alerts = decoded_alerts(brokers, &topo.kafka.alerts_topic);
+    let quarantine_alerts: Vec<_> = alerts
         .iter()
-        .filter(|a| {
-            serde_json::from_slice::<serde_json::Value>(&a.payload).unwrap()["kind"]
-                == "batch_quarantined"
-        })
-        .count();
-    assert_eq!(quarantine_alerts, 2);
+        .filter(|a| field(a, "kind") == &Value::Enum(1, "batch_quarantined".into()))
+        .collect();
+    assert_eq!(quarantine_alerts.len(), 2);
+    for a in quarantine_alerts {
+        let Value::Union(1, detail) = field(a, "quarantine") else {
+            panic!("quarantine detail set: {a:?}")
+        };
+        let Value::Array(failed) = field(detail, "failed") else {
+            panic!("failed operators")
+        };
+        assert!(
+            failed
+                .iter()
+                .any(|f| field(f, "operator") == &Value::String("ks".into()))
+        );
+        assert_eq!(field(a, "drift"), &Value::Union(0, Box::new(Value::Null)));
+    }
     let entries = audit::verify(&dir.path().join("audit.jsonl")).unwrap();
     assert_eq!(
         entries

@@ -68,6 +68,7 @@ fn every_lineage_header_and_metric_is_in_the_readme() {
         t::WINDOWS_SKIPPED,
         t::DRIFT_SCORE,
         t::DRIFT_STATE,
+        t::DRIFT_SECONDS_SINCE_REFIT,
         t::REFITS,
         t::GATE_RESULTS,
         t::GATE_OPERATOR_FAILURES,

@@ -1,183 +1,194 @@
 //! Drift detection: is the population in this window still the one the
 //! deployed model was fitted on?
 //!
-//! When a model is fitted, its training table is summarised into a
-//! `ReferenceProfile` (quantiles and decile bins per numeric column, category
-//! shares per categorical column) that is stored with the model. Each closed
-//! window is compared against it per column with effect sizes (KS D against
-//! the reference quantile function, total variation, PSI), the columns are
-//! combined into a window verdict, and `DriftMonitor` turns verdicts into a
-//! refit decision: persistent drift (k of the last m windows) outside a
-//! cooldown after the previous refit.
+//! A drift alert wakes someone up and a refit may spend privacy budget, so
+//! the detector is built to fire on real shifts quickly and almost never on
+//! noise. The pieces, each a small pure module (no I/O, no clock, so they are
+//! tested directly and benchmarked in isolation — the engine does the rest):
+//! - `profile` + `sketch`: the reference profile stored with each model and
+//!   window profiles counted into the same bins;
+//! - `column_tests`: per column, a significance test and effect sizes, with
+//!   the method chosen by window size (tests for small, effects for large);
+//! - `multiple`: Benjamini–Hochberg across every test of the window;
+//! - `multivariate`: correlation change and a copula reconstruction check
+//!   for shifts in the joint distribution with unchanged marginals;
+//! - `segments`: the same column tests within segments (site, sex, …);
+//! - `monitor`: the OK / WARN / DRIFT state machine and the refit decision;
+//! - `evaluation`: the calibration harness (false alarms, detection delay).
+//!
+//! A test *drifts* only if it is significant after BH **and** its effect
+//! clears a floor (`floor_fraction` × its threshold + its no-drift noise at
+//! this sample size). A window drifts when at least `min_drifting_columns`
+//! columns (counting segment columns, pairs and the joint check) drift.
 
+pub mod column_tests;
+pub mod evaluation;
+pub mod monitor;
+pub mod multiple;
+pub mod multivariate;
 pub mod profile;
-
-use std::collections::VecDeque;
+pub mod segments;
+pub mod sketch;
 
 use serde::{Deserialize, Serialize};
 
-pub use profile::{ColumnProfile, ReferenceProfile};
+pub use column_tests::{Effect, TestResult};
+pub use monitor::{Decision, DriftMonitor, DriftState, WindowSignal};
+pub use profile::{ColumnProfile, PROFILE_FORMAT, ReferenceProfile};
 
 use crate::table::Table;
 use crate::topology::DriftConfig;
 
-/// One column's comparison with the reference.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ColumnDrift {
-    pub column: String,
-    /// `ks` for numeric columns, `tv` for categorical ones; PSI is computed for both.
-    pub method: String,
-    /// KS D or total variation distance.
-    pub distance: f64,
-    pub distance_max: f64,
-    pub psi: f64,
-    pub psi_max: f64,
-    pub drifted: bool,
-}
-
 /// The verdict for one window.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriftVerdict {
-    pub columns: Vec<ColumnDrift>,
+    pub rows: usize,
+    pub reference_rows: usize,
+    /// `small` (decided by test statistics) or `large` (by effect sizes).
+    pub regime: String,
+    /// Every test, in order: columns, correlations, joint, segments.
+    pub tests: Vec<TestResult>,
     pub drifted: bool,
+    /// Highest score among significant tests; 0 when none is significant.
+    pub score: f64,
 }
 
 impl DriftVerdict {
-    pub fn drifting_columns(&self) -> Vec<&str> {
-        self.columns
-            .iter()
-            .filter(|c| c.drifted)
-            .map(|c| c.column.as_str())
-            .collect()
+    /// Drifting columns, one entry per column (`column[segment]` within a segment).
+    pub fn drifting_columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in self.tests.iter().filter(|t| t.drifted) {
+            let label = match &t.segment {
+                Some(s) => format!("{}[{s}]", t.column),
+                None => t.column.clone(),
+            };
+            if !out.contains(&label) {
+                out.push(label);
+            }
+        }
+        out
+    }
+
+    pub fn drifting_tests(&self) -> impl Iterator<Item = &TestResult> {
+        self.tests.iter().filter(|t| t.drifted)
+    }
+
+    pub fn signal(&self) -> WindowSignal {
+        WindowSignal {
+            drifted: self.drifted,
+            score: self.score,
+            rows: self.rows,
+        }
     }
 }
 
 /// Compares a window's training table with the deployed model's reference.
-/// Columns missing from the window count as drifted (the schema itself moved).
+/// Columns missing from the window, or of another kind, count as drifted
+/// (the schema itself moved); so does a reference from an older engine.
 pub fn compare(reference: &ReferenceProfile, window: &Table, config: &DriftConfig) -> DriftVerdict {
-    let mut columns = Vec::with_capacity(reference.columns.len());
-    for (name, profile) in &reference.columns {
-        let Some(column) = window.column(name) else {
-            columns.push(ColumnDrift {
-                column: name.clone(),
-                method: "missing".into(),
-                distance: 1.0,
-                distance_max: 0.0,
-                psi: f64::INFINITY.min(99.0),
-                psi_max: config.psi_max,
-                drifted: true,
-            });
-            continue;
-        };
-        let (method, distance, distance_max) = match profile {
-            ColumnProfile::Numeric { .. } => {
-                ("ks", profile.ks_distance(&column.values), config.ks_max)
-            }
-            ColumnProfile::Categorical { .. } => ("tv", profile.tv_distance(column), config.tv_max),
-        };
-        let psi = profile.psi(column);
-        columns.push(ColumnDrift {
-            column: name.clone(),
-            method: method.into(),
-            distance,
-            distance_max,
-            psi,
-            psi_max: config.psi_max,
-            drifted: distance > distance_max || psi > config.psi_max,
-        });
+    let rows = window.n_rows();
+    let large = column_tests::is_large(rows as u64, config);
+    let regime = if large { "large" } else { "small" };
+    let mut tests = Vec::new();
+    if reference.format < PROFILE_FORMAT {
+        tests.push(column_tests::schema_change(
+            "(reference)",
+            None,
+            "reference_outdated",
+            rows as u64,
+        ));
     }
-    let drifted = columns.iter().filter(|c| c.drifted).count() >= config.min_drifting_columns;
-    DriftVerdict { columns, drifted }
+    tests.extend(run_jobs(reference, window, config));
+    let q = multiple::bh_adjust(&tests.iter().map(|t| t.p_value).collect::<Vec<_>>());
+    for (t, q) in tests.iter_mut().zip(q) {
+        t.decide(q, config.alpha, config.floor_fraction);
+    }
+    let score = tests
+        .iter()
+        .filter(|t| t.significant)
+        .map(|t| t.score)
+        .fold(0.0, f64::max);
+    let mut verdict = DriftVerdict {
+        rows,
+        reference_rows: reference.rows,
+        regime: regime.into(),
+        tests,
+        drifted: false,
+        score,
+    };
+    verdict.drifted = verdict.drifting_columns().len() >= config.min_drifting_columns;
+    verdict
 }
 
-/// Where a topology stands with respect to drift.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum DriftState {
-    /// The last window matched the reference.
-    Ok,
-    /// Some recent window drifted, not yet persistently.
-    Warn,
-    /// Drift is persistent: k of the last m windows drifted.
-    Drift,
+/// One independent piece of a verdict.
+enum Job<'a> {
+    Column(&'a str, &'a ColumnProfile),
+    Joint(&'a multivariate::JointProfile),
+    Segment(&'a segments::SegmentProfile),
 }
 
-impl DriftState {
-    pub fn as_gauge(self) -> f64 {
-        match self {
-            DriftState::Ok => 0.0,
-            DriftState::Warn => 1.0,
-            DriftState::Drift => 2.0,
+/// Rows from which a verdict's pieces are spread over threads.
+const PARALLEL_ROWS: usize = 20_000;
+/// Most threads one verdict uses.
+const MAX_THREADS: usize = 4;
+
+/// Runs every column, joint and segment test; on large windows the pieces
+/// are shared out over a few threads (they are independent), and the
+/// results keep the order of the reference whatever ran where.
+fn run_jobs(reference: &ReferenceProfile, window: &Table, config: &DriftConfig) -> Vec<TestResult> {
+    let mut jobs: Vec<Job<'_>> = reference
+        .profiles
+        .iter()
+        .map(|(name, p)| Job::Column(name, p))
+        .collect();
+    jobs.extend(reference.joint.iter().map(Job::Joint));
+    jobs.extend(reference.segments.iter().map(Job::Segment));
+    let run = |job: &Job<'_>| {
+        let mut out = Vec::new();
+        match job {
+            Job::Column(name, profile) => column_tests::column_tests(
+                name,
+                None,
+                profile,
+                window.column(name),
+                config,
+                &mut out,
+            ),
+            Job::Joint(joint) => joint.window_tests(&reference.profiles, window, config, &mut out),
+            Job::Segment(segment) => segment.window_tests(window, config, &mut out),
         }
+        out
+    };
+    let threads = if window.n_rows() >= PARALLEL_ROWS {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_THREADS)
+    } else {
+        1
+    };
+    if threads == 1 {
+        return jobs.iter().flat_map(run).collect();
     }
-}
-
-/// What to do after a window's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub state: DriftState,
-    pub refit: bool,
-    /// Drift is persistent but a refit is held back by the cooldown.
-    pub cooling_down: bool,
-}
-
-/// Persistence and cooldown, so one shift yields one refit, not one per window.
-#[derive(Debug, Clone)]
-pub struct DriftMonitor {
-    k: usize,
-    m: usize,
-    cooldown: usize,
-    history: VecDeque<bool>,
-    windows_since_refit: usize,
-    state: DriftState,
-}
-
-impl DriftMonitor {
-    pub fn new(config: &DriftConfig) -> Self {
-        DriftMonitor {
-            k: config.persist_k,
-            m: config.persist_m,
-            cooldown: config.cooldown_windows,
-            history: VecDeque::new(),
-            windows_since_refit: 0,
-            state: DriftState::Ok,
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            done.push((i, run(job)));
         }
-    }
-
-    pub fn state(&self) -> DriftState {
-        self.state
-    }
-
-    /// Records one window's verdict and decides.
-    pub fn observe(&mut self, drifted: bool) -> Decision {
-        self.windows_since_refit += 1;
-        self.history.push_back(drifted);
-        while self.history.len() > self.m {
-            self.history.pop_front();
+        done
+    };
+    let mut done = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for h in helpers {
+            done.extend(h.join().expect("drift tests do not panic"));
         }
-        let recent = self.history.iter().filter(|&&d| d).count();
-        self.state = if recent >= self.k {
-            DriftState::Drift
-        } else if recent > 0 {
-            DriftState::Warn
-        } else {
-            DriftState::Ok
-        };
-        let persistent = self.state == DriftState::Drift;
-        let cooling_down = persistent && self.windows_since_refit <= self.cooldown;
-        Decision {
-            state: self.state,
-            refit: persistent && !cooling_down,
-            cooling_down,
-        }
-    }
-
-    /// A new model was deployed: its reference starts a fresh history.
-    pub fn refitted(&mut self) {
-        self.history.clear();
-        self.windows_since_refit = 0;
-        self.state = DriftState::Ok;
-    }
+        done
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().flat_map(|(_, t)| t).collect()
 }
 
 #[cfg(test)]
@@ -191,58 +202,131 @@ mod tests {
         DriftConfig::default()
     }
 
-    fn sample(n: usize, mean: f64, seed: u64) -> Table {
+    fn sample(n: usize, mean: f64, share_a: f64, seed: u64) -> Table {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let d = Normal::new(mean, 1.0).unwrap();
         let x: Vec<f64> = (0..n).map(|_| d.sample(&mut rng)).collect();
         let c: Vec<Option<&str>> = (0..n)
-            .map(|_| Some(if rng.random::<f64>() < 0.3 { "a" } else { "b" }))
+            .map(|_| {
+                let u: f64 = rng.random();
+                Some(if u < share_a {
+                    "a"
+                } else if u < 0.7 {
+                    "b"
+                } else {
+                    "c"
+                })
+            })
             .collect();
         Table::new(vec![Column::numeric("x", x), Column::categorical("c", &c)])
     }
 
     #[test]
-    fn same_population_does_not_drift_and_a_one_sigma_shift_does() {
-        let reference = ReferenceProfile::build(&sample(5000, 0.0, 1));
-        let same = compare(&reference, &sample(3000, 0.0, 2), &cfg());
-        assert!(!same.drifted, "{:?}", same.columns);
-        let shifted = compare(&reference, &sample(3000, 1.0, 3), &cfg());
-        assert_eq!(shifted.drifting_columns(), vec!["x"]);
-        // KS D between N(0,1) and N(1,1) is 2Φ(0.5) − 1 ≈ 0.3829 (closed form).
-        let ks = shifted.columns[0].distance;
-        assert!((ks - 0.3829).abs() < 0.03, "ks {ks}");
+    fn same_population_does_not_drift_at_any_size() {
+        for (n, seed) in [(200, 2), (2_000, 3), (50_000, 4)] {
+            let reference = ReferenceProfile::build(&sample(n, 0.0, 0.3, 1));
+            let v = compare(&reference, &sample(n, 0.0, 0.3, seed), &cfg());
+            assert!(!v.drifted, "n={n}: {:?}", v.drifting_columns());
+        }
     }
 
     #[test]
-    fn missing_column_counts_as_drift() {
-        let reference = ReferenceProfile::build(&sample(500, 0.0, 1));
-        let window = Table::new(vec![sample(500, 0.0, 2).columns[0].clone()]);
+    fn a_half_sigma_shift_drifts_in_small_and_large_windows_with_the_right_method() {
+        let reference = ReferenceProfile::build(&sample(2_000, 0.0, 0.3, 1));
+        let small = compare(&reference, &sample(300, 0.5, 0.3, 2), &cfg());
+        assert_eq!(small.drifting_columns(), vec!["x"]);
+        let t = small.drifting_tests().next().unwrap();
+        assert_eq!((t.test.as_str(), t.method.as_str()), ("ks", "ks"));
+        // KS D between N(0,1) and N(0.5,1) is 2Φ(0.25) − 1 ≈ 0.1974 (closed form).
+        assert!((t.statistic - 0.1974).abs() < 0.06, "{}", t.statistic);
+        let large = compare(&reference, &sample(20_000, 0.5, 0.3, 3), &cfg());
+        assert_eq!(large.drifting_columns(), vec!["x"]);
+        let t = large.drifting_tests().next().unwrap();
+        assert_eq!(t.test, "ks");
+        assert!(["psi", "js", "wasserstein_sigma"].contains(&t.method.as_str()));
+        // W1 between N(0,1) and N(0.5,1) is 0.5σ (closed form: the mean shift).
+        let w1 = t
+            .effects
+            .iter()
+            .find(|e| e.method == "wasserstein_sigma")
+            .unwrap();
+        assert!((w1.value - 0.5).abs() < 0.05, "{}", w1.value);
+        // PSI of a δ = 0.5 normal shift is ≈ δ² = 0.25 (continuous limit; 20 bins a bit less).
+        let psi = t.effects.iter().find(|e| e.method == "psi").unwrap();
+        assert!((psi.value - 0.24).abs() < 0.04, "{}", psi.value);
+        assert!(t.reason.contains("large window"), "{}", t.reason);
+    }
+
+    #[test]
+    fn category_shift_and_unseen_categories_are_finite_and_caught() {
+        let reference = ReferenceProfile::build(&sample(5_000, 0.0, 0.3, 1));
+        let shifted = compare(&reference, &sample(5_000, 0.0, 0.5, 2), &cfg());
+        assert_eq!(shifted.drifting_columns(), vec!["c"]);
+        let mut window = sample(5_000, 0.0, 0.3, 3);
+        let labels: Vec<Option<String>> = (0..5_000)
+            .map(|i| {
+                Some(if i % 5 == 0 {
+                    "new".into()
+                } else {
+                    "a".to_string()
+                })
+            })
+            .collect();
+        window.columns[1] = Column::categorical("c", &labels);
+        let v = compare(&reference, &window, &cfg());
+        let t = v
+            .drifting_tests()
+            .find(|t| t.column == "c")
+            .expect("c drifts");
+        assert!(t.effects.iter().all(|e| e.value.is_finite()));
+        let unseen = t
+            .effects
+            .iter()
+            .find(|e| e.method == "unseen_share")
+            .unwrap();
+        assert!((unseen.value - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn missing_column_and_outdated_reference_count_as_drift() {
+        let reference = ReferenceProfile::build(&sample(500, 0.0, 0.3, 1));
+        let window = Table::new(vec![sample(500, 0.0, 0.3, 2).columns[0].clone()]);
         let v = compare(&reference, &window, &cfg());
         assert_eq!(v.drifting_columns(), vec!["c"]);
+        let legacy: ReferenceProfile = serde_json::from_str(r#"{"rows": 3}"#).unwrap();
+        assert!(compare(&legacy, &window, &cfg()).drifted);
     }
 
     #[test]
-    fn refit_needs_k_of_m_and_respects_cooldown() {
-        let mut m = DriftMonitor::new(&DriftConfig {
-            persist_k: 2,
-            persist_m: 3,
-            cooldown_windows: 2,
+    fn a_shift_inside_one_segment_is_caught_per_segment() {
+        // Half the rows are segment "a": the shift there is diluted overall.
+        let build = |n: usize, shift: f64, seed: u64| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let g = Normal::new(0.0, 1.0).unwrap();
+            let seg: Vec<Option<&str>> = (0..n)
+                .map(|i| Some(if i % 2 == 0 { "a" } else { "b" }))
+                .collect();
+            let x: Vec<f64> = (0..n)
+                .map(|i| g.sample(&mut rng) + if i % 2 == 0 { shift } else { 0.0 })
+                .collect();
+            let _ = rng.random::<f64>();
+            Table::new(vec![
+                Column::categorical("site", &seg),
+                Column::numeric("x", x),
+            ])
+        };
+        let config = DriftConfig {
+            segments: vec!["site".into()],
             ..cfg()
-        });
-        // Right after deployment, cooldown holds even persistent drift back.
-        assert_eq!(m.observe(true).state, DriftState::Warn);
-        let d = m.observe(true);
-        assert_eq!(d.state, DriftState::Drift);
-        assert!(!d.refit && d.cooling_down);
-        let d = m.observe(true);
-        assert!(d.refit);
-        m.refitted();
-        assert_eq!(m.observe(false).state, DriftState::Ok);
-        assert_eq!(m.observe(true).state, DriftState::Warn);
-        let d = m.observe(false);
-        assert_eq!(d.state, DriftState::Warn, "1 of last 3");
-        assert!(!d.refit);
-        let d = m.observe(true);
-        assert!(d.refit, "2 of last 3, cooldown over");
+        };
+        let reference = ReferenceProfile::build_with(&build(4_000, 0.0, 1), &config);
+        assert_eq!(reference.segments.len(), 2);
+        let v = compare(&reference, &build(4_000, 0.5, 2), &config);
+        assert!(
+            v.drifting_columns().contains(&"x[site=a]".to_string()),
+            "{:?}",
+            v.drifting_columns()
+        );
+        assert!(!v.drifting_columns().contains(&"x[site=b]".to_string()));
     }
 }

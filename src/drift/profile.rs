@@ -1,328 +1,523 @@
-//! The reference profile stored with every model, and the per-column
-//! distances of a window from it.
+//! The reference profile stored with every model, and window profiles cut
+//! on the same bins.
 //!
-//! Numeric columns keep 101 quantiles (the reference CDF, interpolated, for
-//! KS; the interpolation error is at most 0.01 in D) and decile bins (for PSI).
-//! Categorical columns keep category shares; a category the reference never
-//! saw is counted in an UNSEEN bucket instead of producing an infinity.
+//! Why: a drift verdict must compare like with like and must not need the
+//! training rows (they are not kept). So when a model is fitted, each column
+//! of its training window is summarised once — numeric columns by quantile
+//! bin edges with open tail bins, a mergeable quantile sketch, mean, std and
+//! null rate; categorical columns (and numeric columns with few distinct
+//! values) by their top-K categories plus OTHER / UNSEEN / NULL buckets — and
+//! every later window is counted into exactly those bins. Comparisons are
+//! then exact counts against counts: a value outside the reference range
+//! lands in a tail bin and a category the reference never saw in UNSEEN, so
+//! nothing is infinite. The profile is plain data (serde), versioned with the
+//! model; `format` tells a profile written by an older engine apart.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::table::{Column, ColumnValues, Table};
+use super::multivariate::JointProfile;
+use super::segments::SegmentProfile;
+use super::sketch::{QuantileSketch, SKETCH_POINTS};
+use crate::stats::{quantile_sorted, sorted_finite};
+use crate::table::{Column, ColumnValues, NULL_CODE, Table};
+use crate::topology::DriftConfig;
 
-/// Floor for an empty bin's share in PSI, so one empty bin cannot make it infinite.
-const PSI_FLOOR: f64 = 1e-4;
-/// Columns with at most this many distinct values keep their exact CDF.
-const MAX_EXACT_DISTINCT: usize = 512;
-const NULL: &str = "\u{0}NULL";
+/// Version of the profile layout; 0 marks a profile from before it existed
+/// (such a reference cannot be compared with, and the model is refitted).
+pub const PROFILE_FORMAT: u32 = 2;
+/// Labels outside the top K remembered (as hashes) to tell OTHER from UNSEEN.
+const MAX_OTHER_LABELS: usize = 4096;
 
-/// Summary of one column of the training table.
+/// Summary of one training column.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ColumnProfile {
-    Numeric {
-        /// Quantiles at 0, 0.01, …, 1 of the non-null values (empty if all null).
-        quantiles: Vec<f64>,
-        /// Interior bin edges (deduplicated deciles); bins are (-∞,e0), [e0,e1), …, [ek,∞).
-        edges: Vec<f64>,
-        /// Share of rows per bin, then a last entry for null.
-        shares: Vec<f64>,
-        /// For columns with at most `MAX_EXACT_DISTINCT` distinct values (lab
-        /// results rounded to a unit, ages): (value, cumulative share of
-        /// non-null rows ≤ value), so KS uses the exact step CDF. Interpolating
-        /// quantiles of such data would misstate D by up to a tie's mass.
-        #[serde(default)]
-        steps: Option<Vec<(f64, f64)>>,
-    },
-    Categorical {
-        /// (label, share) sorted by label; nulls under an internal NULL label.
-        shares: Vec<(String, f64)>,
-    },
+    Numeric(NumericProfile),
+    Categorical(CategoricalProfile),
 }
 
-/// Per-column profiles of a model's training table.
+/// A numeric column: bins, sketch and moments of its finite values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NumericProfile {
+    /// Bin edges: the minimum, then the reference quantiles 1/B … (B−1)/B
+    /// (duplicates merged). Bin 0 is the open lower tail (< minimum), bin
+    /// `edges.len() + 1` the open upper tail (> maximum), bin j in between
+    /// holds [edges[j−1], edges[j]) (the last interior bin is closed at max).
+    pub edges: Vec<f64>,
+    pub max: f64,
+    /// Reference count per bin (tails are 0 by construction).
+    pub counts: Vec<u64>,
+    pub nulls: u64,
+    pub rows: u64,
+    pub mean: f64,
+    pub std: f64,
+    pub sketch: QuantileSketch,
+}
+
+/// A categorical column (or a numeric one with few distinct values).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CategoricalProfile {
+    /// The K most frequent labels (count descending, then label).
+    pub labels: Vec<String>,
+    /// For a numeric column treated as categorical: the value of each label.
+    pub numeric_values: Option<Vec<f64>>,
+    pub counts: Vec<u64>,
+    /// Rows in labels seen but outside the top K.
+    pub other: u64,
+    /// Hashes of those labels (sorted), so they count as OTHER, not UNSEEN.
+    pub other_hashes: Vec<u64>,
+    /// False when more labels than could be remembered fell outside the top
+    /// K: an unknown label then counts as OTHER (it cannot be called unseen).
+    pub other_complete: bool,
+    /// Labels seen exactly once: by Good–Turing, the share of a fresh sample
+    /// in never-seen labels is about `singletons / non-null rows`.
+    pub singletons: u64,
+    pub nulls: u64,
+    pub rows: u64,
+}
+
+/// Per-column profiles of a model's training window, its joint structure
+/// and optional per-segment profiles.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReferenceProfile {
+    /// `PROFILE_FORMAT` when written; 0 for a profile from an older engine.
+    #[serde(default)]
+    pub format: u32,
     pub rows: usize,
-    pub columns: Vec<(String, ColumnProfile)>,
+    #[serde(default)]
+    pub profiles: Vec<(String, ColumnProfile)>,
+    /// Rank correlations and copula-space covariance of the declared numeric columns.
+    #[serde(default)]
+    pub joint: Option<JointProfile>,
+    #[serde(default)]
+    pub segments: Vec<SegmentProfile>,
+}
+
+/// A window column counted into the reference's buckets.
+#[derive(Debug, Clone)]
+pub enum WindowColumn {
+    Numeric {
+        /// Same bins as `NumericProfile::counts`.
+        counts: Vec<u64>,
+        /// Finite values, ascending (for KS and Wasserstein-1).
+        sorted: Vec<f64>,
+        nulls: u64,
+        rows: u64,
+    },
+    Categorical {
+        /// `labels.len()` top-K buckets, then OTHER, then UNSEEN.
+        counts: Vec<u64>,
+        nulls: u64,
+        rows: u64,
+    },
 }
 
 impl ReferenceProfile {
+    /// Profile with default settings (see `build_with`).
     pub fn build(table: &Table) -> ReferenceProfile {
+        Self::build_with(table, &DriftConfig::default())
+    }
+
+    /// Profiles every column, the declared correlation columns and, when
+    /// configured, every segment with enough rows.
+    pub fn build_with(table: &Table, config: &DriftConfig) -> ReferenceProfile {
+        let profiles: Vec<(String, ColumnProfile)> = table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), ColumnProfile::build(c, config)))
+            .collect();
+        let joint = JointProfile::build(table, &profiles, config);
+        let segments = SegmentProfile::build_all(table, &profiles, config);
         ReferenceProfile {
+            format: PROFILE_FORMAT,
             rows: table.n_rows(),
-            columns: table
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), ColumnProfile::build(c)))
-                .collect(),
+            profiles,
+            joint,
+            segments,
         }
     }
-}
 
-fn sorted_non_null(values: &[f64]) -> Vec<f64> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-fn quantile(sorted: &[f64], p: f64) -> f64 {
-    let pos = p * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-fn category_shares(column: &Column) -> Vec<(String, f64)> {
-    let mut counts = std::collections::BTreeMap::<String, usize>::new();
-    let n = column.values.len();
-    for row in 0..n {
-        let label = column.label(row).unwrap_or(NULL).to_string();
-        *counts.entry(label).or_default() += 1;
+    pub fn column(&self, name: &str) -> Option<&ColumnProfile> {
+        self.profiles
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p)
     }
-    counts
-        .into_iter()
-        .map(|(l, c)| (l, c as f64 / n.max(1) as f64))
-        .collect()
+}
+
+fn label_hash(label: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(label.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().expect("32-byte digest"))
+}
+
+fn moments(sorted: &[f64]) -> (f64, f64) {
+    let n = sorted.len() as f64;
+    if sorted.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mean = sorted.iter().sum::<f64>() / n;
+    let var = if sorted.len() > 1 {
+        sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn distinct(sorted: &[f64], at_most: usize) -> Option<Vec<(f64, u64)>> {
+    let mut out: Vec<(f64, u64)> = Vec::new();
+    for &x in sorted {
+        match out.last_mut() {
+            Some(last) if last.0 == x => last.1 += 1,
+            _ => {
+                if out.len() == at_most {
+                    return None;
+                }
+                out.push((x, 1));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Label of a numeric value treated as a category (shortest round-trip form).
+pub fn numeric_label(x: f64) -> String {
+    format!("{x}")
 }
 
 impl ColumnProfile {
-    pub fn build(column: &Column) -> ColumnProfile {
+    pub fn build(column: &Column, config: &DriftConfig) -> ColumnProfile {
+        let rows = column.values.len() as u64;
         match &column.values {
             ColumnValues::Numeric(values) => {
-                let sorted = sorted_non_null(values);
-                if sorted.is_empty() {
-                    return ColumnProfile::Numeric {
-                        quantiles: vec![],
-                        edges: vec![],
-                        shares: vec![0.0, 1.0],
-                        steps: None,
-                    };
+                let sorted = sorted_finite(values);
+                let nulls = rows - sorted.len() as u64;
+                if let Some(levels) = distinct(&sorted, config.categorical_max_distinct)
+                    && !sorted.is_empty()
+                {
+                    let mut levels = levels;
+                    levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)));
+                    return ColumnProfile::Categorical(CategoricalProfile {
+                        labels: levels.iter().map(|l| numeric_label(l.0)).collect(),
+                        numeric_values: Some(levels.iter().map(|l| l.0).collect()),
+                        counts: levels.iter().map(|l| l.1).collect(),
+                        other: 0,
+                        other_hashes: vec![],
+                        other_complete: true,
+                        singletons: levels.iter().filter(|l| l.1 == 1).count() as u64,
+                        nulls,
+                        rows,
+                    });
                 }
-                let quantiles: Vec<f64> = (0..=100)
-                    .map(|i| quantile(&sorted, i as f64 / 100.0))
+                ColumnProfile::Numeric(NumericProfile::build(&sorted, nulls, rows, config.bins))
+            }
+            ColumnValues::Categorical { codes, dictionary } => {
+                let mut by_label: HashMap<&str, u64> = HashMap::new();
+                let mut by_code = vec![0u64; dictionary.len()];
+                let mut nulls = 0;
+                for &c in codes {
+                    if c == NULL_CODE || c as usize >= dictionary.len() {
+                        nulls += 1;
+                    } else {
+                        by_code[c as usize] += 1;
+                    }
+                }
+                for (code, &n) in by_code.iter().enumerate() {
+                    if n > 0 {
+                        *by_label.entry(dictionary[code].as_str()).or_default() += n;
+                    }
+                }
+                let mut levels: Vec<(&str, u64)> = by_label.into_iter().collect();
+                levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                let k = config.top_k.min(levels.len());
+                let rest = &levels[k..];
+                let mut other_hashes: Vec<u64> = rest
+                    .iter()
+                    .take(MAX_OTHER_LABELS)
+                    .map(|l| label_hash(l.0))
                     .collect();
-                let mut edges: Vec<f64> = (1..10).map(|i| quantiles[i * 10]).collect();
-                edges.dedup();
-                let shares = numeric_shares(&edges, values);
-                let steps = exact_steps(&sorted);
-                ColumnProfile::Numeric {
-                    quantiles,
-                    edges,
-                    shares,
-                    steps,
+                other_hashes.sort_unstable();
+                ColumnProfile::Categorical(CategoricalProfile {
+                    labels: levels[..k].iter().map(|l| l.0.to_string()).collect(),
+                    numeric_values: None,
+                    counts: levels[..k].iter().map(|l| l.1).collect(),
+                    other: rest.iter().map(|l| l.1).sum(),
+                    other_hashes,
+                    other_complete: rest.len() <= MAX_OTHER_LABELS,
+                    singletons: levels.iter().filter(|l| l.1 == 1).count() as u64,
+                    nulls,
+                    rows,
+                })
+            }
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ColumnProfile::Numeric(_) => "numeric",
+            ColumnProfile::Categorical(_) => "categorical",
+        }
+    }
+
+    /// Counts a window column into this profile's buckets; `None` when the
+    /// column's kind cannot be compared (categorical data for a numeric profile).
+    pub fn window(&self, column: &Column) -> Option<WindowColumn> {
+        match (self, &column.values) {
+            (ColumnProfile::Numeric(p), ColumnValues::Numeric(values)) => {
+                let sorted = sorted_finite(values);
+                Some(WindowColumn::Numeric {
+                    counts: p.bin_sorted(&sorted),
+                    nulls: (values.len() - sorted.len()) as u64,
+                    rows: values.len() as u64,
+                    sorted,
+                })
+            }
+            (ColumnProfile::Categorical(p), values) => Some(p.window(values)),
+            (ColumnProfile::Numeric(_), ColumnValues::Categorical { .. }) => None,
+        }
+    }
+}
+
+impl NumericProfile {
+    fn build(sorted: &[f64], nulls: u64, rows: u64, bins: usize) -> NumericProfile {
+        let (mean, std) = moments(sorted);
+        let mut p = NumericProfile {
+            edges: vec![],
+            max: 0.0,
+            counts: vec![0],
+            nulls,
+            rows,
+            mean,
+            std,
+            sketch: QuantileSketch::from_sorted(sorted, SKETCH_POINTS),
+        };
+        if sorted.is_empty() {
+            return p;
+        }
+        let mut edges = vec![sorted[0]];
+        for k in 1..bins {
+            let q = quantile_sorted(sorted, k as f64 / bins as f64).unwrap_or(sorted[0]);
+            if q > *edges.last().expect("non-empty") {
+                edges.push(q);
+            }
+        }
+        p.edges = edges;
+        p.max = sorted[sorted.len() - 1];
+        p.counts = p.bin_sorted(sorted);
+        p
+    }
+
+    /// Bin counts of sorted finite values (one linear pass).
+    pub fn bin_sorted(&self, sorted: &[f64]) -> Vec<u64> {
+        let e = &self.edges;
+        let mut counts = vec![0u64; e.len() + 2];
+        if e.is_empty() {
+            counts[0] = sorted.len() as u64;
+            return counts;
+        }
+        let mut b = 0; // edges ≤ x so far
+        for &x in sorted {
+            if x < e[0] {
+                counts[0] += 1;
+            } else if x > self.max {
+                counts[e.len() + 1] += 1;
+            } else {
+                while b < e.len() && e[b] <= x {
+                    b += 1;
+                }
+                counts[b] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Non-null share of the reference.
+    pub fn non_null(&self) -> u64 {
+        self.rows - self.nulls
+    }
+}
+
+impl CategoricalProfile {
+    /// Buckets: top-K labels, OTHER, UNSEEN.
+    pub fn reference_counts(&self) -> Vec<u64> {
+        let mut c = self.counts.clone();
+        c.push(self.other);
+        c.push(0);
+        c
+    }
+
+    pub fn non_null(&self) -> u64 {
+        self.rows - self.nulls
+    }
+
+    /// True for a column with exactly two categories and nothing else.
+    pub fn is_binary(&self) -> bool {
+        self.labels.len() == 2 && self.other == 0
+    }
+
+    fn bucket_of_label(&self, index: &HashMap<&str, usize>, label: &str) -> usize {
+        let k = self.labels.len();
+        match index.get(label) {
+            Some(&i) => i,
+            None if !self.other_complete => k,
+            None if self.other_hashes.binary_search(&label_hash(label)).is_ok() => k,
+            None => k + 1,
+        }
+    }
+
+    fn window(&self, values: &ColumnValues) -> WindowColumn {
+        let k = self.labels.len();
+        let mut counts = vec![0u64; k + 2];
+        let mut nulls = 0u64;
+        match values {
+            ColumnValues::Categorical { codes, dictionary } => {
+                let index: HashMap<&str, usize> = self
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.as_str(), i))
+                    .collect();
+                let bucket: Vec<usize> = dictionary
+                    .iter()
+                    .map(|l| self.bucket_of_label(&index, l))
+                    .collect();
+                let mut by_code = vec![0u64; dictionary.len()];
+                for &c in codes {
+                    if c == NULL_CODE || c as usize >= dictionary.len() {
+                        nulls += 1;
+                    } else {
+                        by_code[c as usize] += 1;
+                    }
+                }
+                for (code, n) in by_code.into_iter().enumerate() {
+                    counts[bucket[code]] += n;
                 }
             }
-            ColumnValues::Categorical { .. } => ColumnProfile::Categorical {
-                shares: category_shares(column),
-            },
-        }
-    }
-
-    /// KS D between the window's empirical CDF and the reference's
-    /// interpolated quantile function (non-null values only).
-    pub fn ks_distance(&self, values: &ColumnValues) -> f64 {
-        let (
-            ColumnProfile::Numeric {
-                quantiles, steps, ..
-            },
-            ColumnValues::Numeric(v),
-        ) = (self, values)
-        else {
-            return 0.0;
-        };
-        let sorted = sorted_non_null(v);
-        match (quantiles.is_empty(), sorted.is_empty()) {
-            (true, true) => return 0.0,
-            (true, false) | (false, true) => return 1.0,
-            _ => {}
-        }
-        if let Some(steps) = steps {
-            return ks_steps(steps, &sorted);
-        }
-        let n = sorted.len() as f64;
-        let mut d: f64 = 0.0;
-        let mut i = 0;
-        while i < sorted.len() {
-            let x = sorted[i];
-            let mut j = i;
-            while j < sorted.len() && sorted[j] == x {
-                j += 1;
-            }
-            // The interpolated reference CDF is continuous, so the sup is
-            // reached just below or at a window point.
-            let f_ref = reference_cdf(quantiles, x);
-            let below = i as f64 / n;
-            let at = j as f64 / n;
-            d = d.max((at - f_ref).abs()).max((below - f_ref).abs());
-            i = j;
-        }
-        d.min(1.0)
-    }
-
-    /// Total variation distance of category shares; unseen categories pool into one bucket.
-    pub fn tv_distance(&self, column: &Column) -> f64 {
-        let ColumnProfile::Categorical { shares } = self else {
-            return 0.0;
-        };
-        let (r, w) = aligned_categorical(shares, column);
-        0.5 * r.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum::<f64>()
-    }
-
-    /// Population stability index Σ (w − r) ln(w / r) over the reference bins.
-    pub fn psi(&self, column: &Column) -> f64 {
-        let (r, w) = match (self, &column.values) {
-            (ColumnProfile::Numeric { edges, shares, .. }, ColumnValues::Numeric(v)) => {
-                (shares.clone(), numeric_shares(edges, v))
-            }
-            (ColumnProfile::Categorical { shares }, ColumnValues::Categorical { .. }) => {
-                aligned_categorical(shares, column)
-            }
-            _ => return 0.0,
-        };
-        r.iter()
-            .zip(&w)
-            .map(|(&r, &w)| {
-                let (r, w) = (r.max(PSI_FLOOR), w.max(PSI_FLOOR));
-                (w - r) * (w / r).ln()
-            })
-            .sum()
-    }
-}
-
-/// (value, cumulative share) for each distinct value, if there are few.
-fn exact_steps(sorted: &[f64]) -> Option<Vec<(f64, f64)>> {
-    let n = sorted.len() as f64;
-    let mut steps: Vec<(f64, f64)> = Vec::new();
-    for (i, &x) in sorted.iter().enumerate() {
-        match steps.last_mut() {
-            Some(last) if last.0 == x => last.1 = (i + 1) as f64 / n,
-            _ => {
-                if steps.len() == MAX_EXACT_DISTINCT {
-                    return None;
+            ColumnValues::Numeric(v) => {
+                // Few distinct values: match by value, not by printed label.
+                let mut order: Vec<(f64, usize)> = self
+                    .numeric_values
+                    .as_deref()
+                    .unwrap_or(&[])
+                    .iter()
+                    .copied()
+                    .zip(0..)
+                    .collect();
+                order.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let labelled: HashMap<&str, usize> = if self.numeric_values.is_none() {
+                    self.labels
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| (l.as_str(), i))
+                        .collect()
+                } else {
+                    HashMap::new()
+                };
+                for &x in v {
+                    if !x.is_finite() {
+                        nulls += 1;
+                    } else if self.numeric_values.is_some() {
+                        match order.binary_search_by(|p| p.0.total_cmp(&x)) {
+                            Ok(i) => counts[order[i].1] += 1,
+                            Err(_) => counts[k + 1] += 1,
+                        }
+                    } else {
+                        // A categorical reference for a now-numeric column: by label.
+                        counts[self.bucket_of_label(&labelled, &numeric_label(x))] += 1;
+                    }
                 }
-                steps.push((x, (i + 1) as f64 / n));
             }
         }
-    }
-    Some(steps)
-}
-
-/// KS D between two right-continuous step CDFs: the sup is reached at one of
-/// the jump points of either, so a merge over both sets of points is exact.
-fn ks_steps(steps: &[(f64, f64)], sorted: &[f64]) -> f64 {
-    let n = sorted.len() as f64;
-    let (mut i, mut j) = (0, 0);
-    let mut f_ref = 0.0;
-    let mut d: f64 = 0.0;
-    while i < steps.len() || j < sorted.len() {
-        let x = match (steps.get(i), sorted.get(j)) {
-            (Some(&(r, _)), Some(&w)) => r.min(w),
-            (Some(&(r, _)), None) => r,
-            (None, Some(&w)) => w,
-            (None, None) => break,
-        };
-        while i < steps.len() && steps[i].0 <= x {
-            f_ref = steps[i].1;
-            i += 1;
-        }
-        while j < sorted.len() && sorted[j] <= x {
-            j += 1;
-        }
-        d = d.max((f_ref - j as f64 / n).abs());
-    }
-    d.min(1.0)
-}
-
-fn reference_cdf(q: &[f64], x: f64) -> f64 {
-    let last = q.len() - 1;
-    if x < q[0] {
-        return 0.0;
-    }
-    if x >= q[last] {
-        return 1.0;
-    }
-    // first index with q[k] > x
-    let k = q.partition_point(|&v| v <= x);
-    let (lo, hi) = (q[k - 1], q[k]);
-    let frac = if hi > lo { (x - lo) / (hi - lo) } else { 1.0 };
-    ((k - 1) as f64 + frac) / last as f64
-}
-
-fn numeric_shares(edges: &[f64], values: &[f64]) -> Vec<f64> {
-    let mut counts = vec![0usize; edges.len() + 2];
-    for &x in values {
-        if x.is_nan() {
-            counts[edges.len() + 1] += 1;
-        } else {
-            counts[edges.partition_point(|&e| e <= x)] += 1;
+        WindowColumn::Categorical {
+            counts,
+            nulls,
+            rows: values.len() as u64,
         }
     }
-    let n = values.len().max(1) as f64;
-    counts.into_iter().map(|c| c as f64 / n).collect()
-}
-
-/// Reference and window shares over the reference labels plus one bucket
-/// for categories the reference never saw.
-fn aligned_categorical(reference: &[(String, f64)], column: &Column) -> (Vec<f64>, Vec<f64>) {
-    let window = category_shares(column);
-    let mut r: Vec<f64> = reference.iter().map(|(_, s)| *s).collect();
-    r.push(0.0);
-    let mut w = vec![0.0; r.len()];
-    for (label, share) in window {
-        match reference.binary_search_by(|(l, _)| l.as_str().cmp(&label)) {
-            Ok(i) => w[i] += share,
-            Err(_) => w[r.len() - 1] += share,
-        }
-    }
-    (r, w)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn cfg() -> DriftConfig {
+        DriftConfig::default()
+    }
+
     #[test]
-    fn psi_matches_a_hand_computed_value() {
-        // Reference shares a:0.5 b:0.5; window a:0.7 b:0.3.
-        // PSI = (0.7−0.5)ln(0.7/0.5) + (0.3−0.5)ln(0.3/0.5) = 0.0673 + 0.1022 = 0.1695
-        let r = Column::categorical("c", &[Some("a"), Some("b")]);
-        let w = Column::categorical(
-            "c",
-            &(0..10)
-                .map(|i| Some(if i < 7 { "a" } else { "b" }))
-                .collect::<Vec<_>>(),
+    fn numeric_bins_have_open_tails_and_count_exactly() {
+        let values: Vec<f64> = (0..100).map(f64::from).chain([f64::NAN]).collect();
+        let p = ColumnProfile::build(
+            &Column::numeric("x", values),
+            &DriftConfig { bins: 4, ..cfg() },
         );
-        let p = ColumnProfile::build(&r);
-        assert!((p.psi(&w) - 0.1695).abs() < 1e-3, "{}", p.psi(&w));
-        assert!((p.tv_distance(&w) - 0.2).abs() < 1e-12);
+        let ColumnProfile::Numeric(p) = p else {
+            panic!("numeric")
+        };
+        // min 0, quartiles 24.75, 49.5, 74.25 (type 7), max 99.
+        assert_eq!(p.edges, vec![0.0, 24.75, 49.5, 74.25]);
+        assert_eq!(p.counts, vec![0, 25, 25, 25, 25, 0]);
+        assert_eq!((p.nulls, p.rows), (1, 101));
+        let w = p.bin_sorted(&[-5.0, 0.0, 24.75, 99.0, 99.5, 1e9]);
+        assert_eq!(w, vec![1, 1, 1, 0, 1, 2]);
+        // mean of 0..99 = 49.5, sample std = √(100·101/12) ≈ 29.0115.
+        assert!((p.mean - 49.5).abs() < 1e-12 && (p.std - 29.011_491).abs() < 1e-5);
     }
 
     #[test]
-    fn unseen_category_is_finite_and_counted() {
-        let r = Column::categorical("c", &[Some("a"), Some("b")]);
-        let w = Column::categorical("c", &[Some("a"), Some("z")]);
-        let p = ColumnProfile::build(&r);
-        assert!((p.tv_distance(&w) - 0.5).abs() < 1e-12);
-        assert!(p.psi(&w).is_finite());
+    fn categories_keep_top_k_other_unseen_and_null_apart() {
+        let labels: Vec<Option<&str>> = ["a", "a", "a", "b", "b", "c", "d"]
+            .iter()
+            .map(|s| Some(*s))
+            .chain([None])
+            .collect();
+        let p = ColumnProfile::build(
+            &Column::categorical("c", &labels),
+            &DriftConfig { top_k: 2, ..cfg() },
+        );
+        let ColumnProfile::Categorical(cp) = &p else {
+            panic!("categorical")
+        };
+        assert_eq!(cp.labels, vec!["a", "b"]);
+        assert_eq!((cp.other, cp.nulls, cp.singletons), (2, 1, 2));
+        let w = Column::categorical("c", &[Some("b"), Some("d"), Some("zzz"), None, Some("a")]);
+        let Some(WindowColumn::Categorical {
+            counts,
+            nulls,
+            rows,
+        }) = p.window(&w)
+        else {
+            panic!("categorical window")
+        };
+        assert_eq!(counts, vec![1, 1, 1, 1], "a, b, OTHER (d), UNSEEN (zzz)");
+        assert_eq!((nulls, rows), (1, 5));
     }
 
     #[test]
-    fn ks_on_discrete_values_is_exact() {
-        // Reference: 1,1,2,2,2,3 (CDF 1/3, 5/6, 1); window: 1,2,2,3,3,3 (1/6, 1/2, 1).
-        // D = max(|1/3−1/6|, |5/6−1/2|) = 1/3.
-        let p = ColumnProfile::build(&Column::numeric("x", vec![1.0, 1.0, 2.0, 2.0, 2.0, 3.0]));
-        let d = p.ks_distance(&ColumnValues::Numeric(vec![1.0, 2.0, 2.0, 3.0, 3.0, 3.0]));
-        assert!((d - 1.0 / 3.0).abs() < 1e-12, "{d}");
-        let same = p.ks_distance(&ColumnValues::Numeric(vec![3.0, 2.0, 1.0, 2.0, 1.0, 2.0]));
-        assert!(same.abs() < 1e-12, "{same}");
+    fn numeric_column_with_few_values_is_categorical() {
+        let values: Vec<f64> = (0..300).map(|i| f64::from(i % 3)).collect();
+        let p = ColumnProfile::build(&Column::numeric("k", values), &cfg());
+        let ColumnProfile::Categorical(cp) = &p else {
+            panic!("categorical")
+        };
+        assert_eq!(cp.labels.len(), 3);
+        let Some(WindowColumn::Categorical { counts, .. }) =
+            p.window(&Column::numeric("k", vec![0.0, 1.0, 7.0]))
+        else {
+            panic!()
+        };
+        assert_eq!(counts.iter().sum::<u64>(), 3);
+        assert_eq!(counts[4], 1, "7 was never seen");
     }
 
     #[test]
-    fn ks_of_identical_sample_is_small_and_of_disjoint_is_one() {
-        let x: Vec<f64> = (0..1000).map(|i| i as f64).collect();
-        let p = ColumnProfile::build(&Column::numeric("x", x.clone()));
-        assert!(p.ks_distance(&ColumnValues::Numeric(x)) <= 0.011);
-        let far: Vec<f64> = (0..100).map(|i| 5000.0 + i as f64).collect();
-        assert_eq!(p.ks_distance(&ColumnValues::Numeric(far)), 1.0);
+    fn legacy_profiles_deserialize_as_format_zero() {
+        let old = r#"{"rows": 10, "columns": [["x", {"Categorical": {"shares": []}}]]}"#;
+        let p: ReferenceProfile = serde_json::from_str(old).unwrap();
+        assert_eq!(p.format, 0);
+        assert!(p.profiles.is_empty());
     }
 }

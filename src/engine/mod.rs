@@ -63,6 +63,8 @@ pub enum EngineError {
     Gate(String),
     #[error("encoding synthetic records: {0}")]
     Encode(encode::EncodeError),
+    #[error("encoding an alert: {0}")]
+    Alert(String),
 }
 
 impl From<SinkError> for EngineError {
@@ -232,6 +234,33 @@ pub fn check_offline(
                 &training,
                 &topology.model.id_columns,
             ));
+            // Drift columns must exist in the training table, with the right kind.
+            use datafusion::arrow::datatypes::DataType;
+            let numeric = |t: &DataType| t.is_numeric();
+            for (field, list, want_numeric) in [
+                ("drift.segments", &topology.drift.segments, false),
+                (
+                    "drift.correlation_columns",
+                    &topology.drift.correlation_columns,
+                    true,
+                ),
+            ] {
+                for c in list {
+                    match training.field_with_name(c) {
+                        Err(_) => problems.push(format!(
+                            "{field}: {c:?} is not a column of the training table (window.sql)"
+                        )),
+                        Ok(f) if want_numeric && !numeric(f.data_type()) => problems
+                            .push(format!("{field}: {c:?} is not numeric ({})", f.data_type())),
+                        Ok(_) => {}
+                    }
+                    if topology.model.id_columns.contains(c) {
+                        problems.push(format!(
+                            "{field}: {c:?} is an identifier column (model.id_columns); it is not profiled"
+                        ));
+                    }
+                }
+            }
         }
     }
     if problems.is_empty() {
@@ -310,6 +339,13 @@ pub fn run(
     let mut deployed: Option<ModelRecord> = registry.deployed().map_err(EngineError::Registry)?;
     let mut audit_log = AuditLog::open(&topology.audit.dir.join("audit.jsonl"))?;
     let mut monitor = DriftMonitor::new(&topology.drift);
+    // When the deployed model was deployed: its registry file's time at
+    // start, then the time of each deployment.
+    let mut last_deployed: Option<std::time::SystemTime> = deployed.as_ref().and_then(|m| {
+        std::fs::metadata(registry.dir().join(format!("v{}.json", m.version)))
+            .and_then(|md| md.modified())
+            .ok()
+    });
     let ledger_dir = topology.audit.dir.join("ledger");
     std::fs::create_dir_all(&ledger_dir)
         .map_err(|e| EngineError::Generate(format!("{}: {e}", ledger_dir.display())))?;
@@ -544,6 +580,7 @@ pub fn run(
                 monitor: &mut monitor,
                 ledger: &mut ledger,
                 window_index,
+                last_deployed,
             };
             let outcome = window_job::process(ctx, window, training, progress)?;
             summary.windows_closed += 1;
@@ -587,13 +624,19 @@ pub fn run(
                 registry
                     .deploy(model.version)
                     .map_err(EngineError::Registry)?;
+                // The new reference (inside the model record) replaces the
+                // old one in one assignment below, together with the fresh
+                // monitor history: no window is judged against a mix.
                 monitor.refitted();
+                last_deployed = Some(std::time::SystemTime::now());
                 summary.batches_published += 1;
                 summary.records_published += outcome.published_records as u64;
                 counter!(t::BATCHES_PUBLISHED, "topology" => name.clone()).increment(1);
                 counter!(t::RECORDS_PUBLISHED, "topology" => name.clone())
                     .increment(outcome.published_records as u64);
                 deployed = Some(model);
+            } else if outcome.refit_requested {
+                monitor.refit_abandoned();
             }
             if outcome.fitted {
                 summary.refits += 1;

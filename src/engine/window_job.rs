@@ -9,7 +9,7 @@ use metrics::{counter, gauge, histogram};
 use serde_json::json;
 
 use super::{EngineError, Progress};
-use crate::drift::{self, DriftMonitor};
+use crate::drift::{self, DriftMonitor, ReferenceProfile};
 use crate::gate::{self, GateReport};
 use crate::generate::ledger::{Ledger, LedgerError};
 use crate::generate::{
@@ -17,6 +17,7 @@ use crate::generate::{
     split_by_entity,
 };
 use crate::schema::{RecordSchema, arrow_table, encode};
+use crate::sink::alerts::{Alert, AlertDetail, DriftAlert, FailedOperator};
 use crate::sink::{Lineage, OutRecord};
 use crate::telemetry as t;
 use crate::topology::Topology;
@@ -40,6 +41,9 @@ pub struct WindowOutcome {
     pub skipped: bool,
     /// A model was fitted for this window (deployed or not).
     pub fitted: bool,
+    /// The drift monitor asked for this refit; if no model is deployed
+    /// (quarantined, budget refused) the engine reports it abandoned.
+    pub refit_requested: bool,
 }
 
 /// State that outlives one window.
@@ -51,6 +55,8 @@ pub struct WindowContext<'a> {
     pub monitor: &'a mut DriftMonitor,
     pub ledger: &'a mut Ledger,
     pub window_index: u64,
+    /// When the deployed model was deployed (for the seconds-since-refit gauge).
+    pub last_deployed: Option<std::time::SystemTime>,
 }
 
 fn source_ranges(topic: &str, w: &ClosedWindow) -> Vec<String> {
@@ -104,41 +110,72 @@ pub fn process(
     let mut refit_reason = "initial fit";
     let mut verdict_json = serde_json::Value::Null;
     if let Some(model) = ctx.deployed.as_ref() {
-        let previous = ctx.monitor.state();
         let verdict = drift::compare(&model.reference, &table, &topo.drift);
-        let decision = ctx.monitor.observe(verdict.drifted);
-        for c in &verdict.columns {
-            gauge!(t::DRIFT_SCORE, "topology" => name.to_string(), "column" => c.column.clone(), "method" => c.method.clone())
-                .set(c.distance);
-            gauge!(t::DRIFT_SCORE, "topology" => name.to_string(), "column" => c.column.clone(), "method" => "psi")
-                .set(c.psi);
+        let decision = ctx.monitor.observe(verdict.signal());
+        for test in &verdict.tests {
+            let column = match &test.segment {
+                Some(s) => format!("{}[{s}]", test.column),
+                None => test.column.clone(),
+            };
+            for e in &test.effects {
+                gauge!(t::DRIFT_SCORE, "topology" => name.to_string(), "column" => column.clone(), "method" => e.method.clone())
+                    .set(e.value);
+            }
         }
         gauge!(t::DRIFT_STATE, "topology" => name.to_string()).set(decision.state.as_gauge());
+        if let Some(at) = ctx.last_deployed {
+            let age = std::time::SystemTime::now()
+                .duration_since(at)
+                .unwrap_or_default();
+            gauge!(t::DRIFT_SECONDS_SINCE_REFIT, "topology" => name.to_string())
+                .set(age.as_secs_f64());
+        }
         histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "drift")
             .record(started.elapsed().as_secs_f64());
+        let drifting: Vec<String> = verdict.drifting_columns();
+        // Ids, counts and scores only: never record contents.
+        tracing::info!(topology = name, window = %window_label, state = decision.state.name(),
+            drifted = verdict.drifted, score = verdict.score, columns = ?drifting, refit = decision.refit,
+            "drift verdict");
         verdict_json = serde_json::to_value(&verdict).unwrap_or_default();
         progress(Progress::Drift {
             index: ctx.window_index,
             state: decision.state,
-            drifting: verdict
-                .drifting_columns()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            drifting,
             refit: decision.refit,
         });
-        if decision.state != previous {
-            let alert = json!({
-                "kind": "drift_state", "topology": name, "window": window_label,
-                "from": previous, "to": decision.state, "model_version": model.version,
-                "columns": verdict.columns.iter().filter(|c| c.drifted).collect::<Vec<_>>(),
-            });
-            out.records.push(alert_record(topo, &alert));
-            out.audit.push(("drift_state".into(), alert));
+        // One alert per state change, and one when a refit starts: a drift
+        // that persists does not page again every window.
+        if decision.changed() || decision.refit {
+            let alert = Alert {
+                topology: name,
+                window: &window_label,
+                model_version: Some(model.version),
+                time_ms: crate::audit::now_ms(),
+                detail: AlertDetail::Drift(DriftAlert {
+                    from: decision.previous,
+                    to: decision.state,
+                    refit: decision.refit,
+                    score: verdict.score,
+                    rows: verdict.rows,
+                    regime: &verdict.regime,
+                    columns: verdict.drifting_tests().collect(),
+                }),
+            };
+            out.records.push(alert_record(topo, &alert)?);
+            out.audit.push((
+                "drift_state".into(),
+                json!({"kind": "drift_state", "topology": name, "window": window_label,
+                       "from": decision.previous, "to": decision.state, "refit": decision.refit,
+                       "cooling_down": decision.cooling_down, "too_few_rows": decision.too_few_rows,
+                       "model_version": model.version, "score": verdict.score, "regime": verdict.regime,
+                       "columns": verdict.drifting_tests().collect::<Vec<_>>()}),
+            ));
         }
         if !decision.refit {
             return Ok(out);
         }
+        out.refit_requested = true;
         refit_reason = "persistent drift";
     }
 
@@ -192,8 +229,14 @@ pub fn process(
             .map(|c| (c, topo.model.min_stratum_rows)),
         privbayes: topo.privbayes.as_ref(),
     };
-    let model = generate::fit_model(name, version, &train, settings, fit_seed, fitted_on)
+    let mut model = generate::fit_model(name, version, &train, settings, fit_seed, fitted_on)
         .map_err(|e| EngineError::Generate(e.to_string()))?;
+    // The reference the next windows are judged against: the whole window
+    // (train and holdout: more rows, less noise), with the topology's drift
+    // settings (bins, top-K, declared correlation columns, segments). It is
+    // stored inside the model record, so it is versioned with the model and
+    // swaps with it when the model is deployed.
+    model.reference = ReferenceProfile::build_with(&table, &topo.drift);
     if let GeneratorModel::Privbayes(m) = &model.model {
         match ctx
             .ledger
@@ -402,11 +445,25 @@ pub fn process(
         });
     } else {
         out.quarantined = true;
-        let alert = json!({"kind": "batch_quarantined", "topology": name, "window": window_label,
-            "batch_id": batch_id, "model_version": version,
-            "failed": failed.iter().map(|r| json!({"operator": r.operator, "columns": r.columns,
-                "statistic": r.statistic, "threshold": r.threshold})).collect::<Vec<_>>()});
-        out.records.push(alert_record(topo, &alert));
+        let alert = Alert {
+            topology: name,
+            window: &window_label,
+            model_version: Some(version),
+            time_ms: crate::audit::now_ms(),
+            detail: AlertDetail::Quarantined {
+                batch_id: batch_id.clone(),
+                failed: failed
+                    .iter()
+                    .map(|r| FailedOperator {
+                        operator: r.operator.clone(),
+                        columns: r.columns.clone(),
+                        statistic: r.statistic,
+                        threshold: r.threshold,
+                    })
+                    .collect(),
+            },
+        };
+        out.records.push(alert_record(topo, &alert)?);
         out.audit.push(("batch_quarantined".into(), summary));
         progress(Progress::Quarantined {
             batch_id,
@@ -441,11 +498,26 @@ fn refuse_refit(
     mut out: WindowOutcome,
     progress: &mut dyn FnMut(Progress),
 ) -> WindowOutcome {
-    let alert = json!({"kind": "budget_exhausted", "topology": topo.name, "window": window,
+    let data = json!({"kind": "budget_exhausted", "topology": topo.name, "window": window,
         "would_be_version": version, "epsilon_spent": spent, "epsilon_requested": requested, "epsilon_cap": cap});
+    let alert = Alert {
+        topology: &topo.name,
+        window,
+        model_version: None,
+        time_ms: crate::audit::now_ms(),
+        detail: AlertDetail::BudgetExhausted {
+            would_be_version: version,
+            epsilon_spent: spent,
+            epsilon_requested: requested,
+            epsilon_cap: cap,
+        },
+    };
     counter!(t::REFITS_REFUSED, "topology" => topo.name.clone()).increment(1);
-    out.records.push(alert_record(topo, &alert));
-    out.audit.push(("refit_refused".into(), alert));
+    match alert_record(topo, &alert) {
+        Ok(record) => out.records.push(record),
+        Err(e) => tracing::error!(topology = %topo.name, error = %e, "budget alert not encoded"),
+    }
+    out.audit.push(("refit_refused".into(), data));
     progress(Progress::RefitRefused {
         spent,
         requested,
@@ -454,13 +526,23 @@ fn refuse_refit(
     out
 }
 
-fn alert_record(topo: &Topology, alert: &serde_json::Value) -> OutRecord {
-    OutRecord {
+/// An alert as an Avro record on the alerts topic (`schemas/alerts/drift_alert.avsc`).
+fn alert_record(topo: &Topology, alert: &Alert<'_>) -> Result<OutRecord, EngineError> {
+    let payload = alert
+        .encode()
+        .map_err(|e| EngineError::Alert(format!("{}: {e}", alert.kind())))?;
+    Ok(OutRecord {
         topic: topo.kafka.alerts_topic.clone(),
         key: Some(topo.name.clone().into_bytes()),
-        payload: serde_json::to_vec(alert).unwrap_or_default(),
-        headers: vec![("resynth.topology".into(), topo.name.clone().into_bytes())],
-    }
+        payload,
+        headers: vec![
+            ("resynth.topology".into(), topo.name.clone().into_bytes()),
+            (
+                "resynth.alert_kind".into(),
+                alert.kind().as_bytes().to_vec(),
+            ),
+        ],
+    })
 }
 
 fn html_page(

@@ -6,6 +6,7 @@
 //! together, or neither: on restart the window is re-read and re-processed,
 //! and read-committed consumers never see a half-written or duplicated batch.
 
+pub mod alerts;
 pub mod files;
 pub mod lineage;
 

@@ -141,29 +141,11 @@ impl Simulator {
         let age_dist = Normal::new(52.0, 16.0).expect("valid normal");
         let patients = (0..config.patients)
             .map(|i| {
-                let sex_u: f64 = rng.random();
-                let (male, sex) = if sex_u < 0.49 {
-                    (true, "M")
-                } else if sex_u < 0.995 {
-                    (false, "F")
-                } else {
-                    (false, "U")
-                };
-                Patient {
-                    id: format!("P{:02}-{i:06}", config.seed % 100),
-                    age: f64::clamp(age_dist.sample(&mut rng), 18.0, 95.0),
-                    male,
-                    sex,
-                    race: pick(&mut rng, &RACES),
-                    ethnicity: if rng.random::<f64>() < 0.18 {
-                        "Hispanic or Latino"
-                    } else {
-                        "Not Hispanic or Latino"
-                    },
-                    zip3: ZIP3[rng.random_range(0..ZIP3.len())].to_string(),
-                    diabetes_u: rng.random(),
-                    other_u: rng.random(),
-                }
+                draw_patient(
+                    &mut rng,
+                    &age_dist,
+                    format!("P{:02}-{i:06}", config.seed % 100),
+                )
             })
             .collect();
         Simulator { config, patients }
@@ -197,43 +179,10 @@ impl Simulator {
                 continue;
             }
             let age = (p.age + age_shift).clamp(18.0, 95.0).round();
-            // P(type 2 diabetes) rises with age (logistic), ~12% overall.
-            let p_diab = 1.0 / (1.0 + (-(age - 68.0) / 9.0).exp()) * 0.35 + diabetes_shift;
-            let diabetic = p.diabetes_u < p_diab;
-            let diagnosis = if diabetic {
-                "E11.9"
-            } else if p.other_u < 0.18 {
-                "E78.5"
-            } else if p.other_u < 0.18 + 0.004 * age {
-                "I10"
-            } else {
-                "Z00.00"
-            };
-            let hba1c = if diabetic {
-                7.8 + 1.1 * unit.sample(&mut rng)
-            } else {
-                5.3 + 0.008 * (age - 50.0) + 0.35 * unit.sample(&mut rng)
-            } + self.drift_in(window, "hba1c") * 1.2;
-            let glucose = 28.7 * hba1c - 46.7
-                + 12.0 * unit.sample(&mut rng)
-                + self.drift_in(window, "glucose") * 25.0;
-            let ldl = 115.0
-                + if diagnosis == "E78.5" { 35.0 } else { 0.0 }
-                + 28.0 * unit.sample(&mut rng)
-                + self.drift_in(window, "ldl") * 32.0;
-            let creatinine = (0.85
-                + if p.male { 0.17 } else { 0.0 }
-                + 0.004 * (age - 50.0)
-                + 0.15 * unit.sample(&mut rng)
-                + self.drift_in(window, "creatinine") * 0.2)
-                .max(0.3);
+            let (diagnosis, values) = draw_labs(&mut rng, &unit, p, age, diabetes_shift, &|c| {
+                self.drift_in(window, c)
+            });
             let encounter_time = window_start + rng.random_range(0..self.config.window_ms);
-            let values = [
-                (hba1c.max(3.5) * 10.0).round() / 10.0,
-                glucose.max(40.0).round(),
-                ldl.max(20.0).round(),
-                (creatinine * 100.0).round() / 100.0,
-            ];
             for ((code, unit_label, _), value) in LABS.iter().zip(values) {
                 seq += 1;
                 let jitter = rng.random_range(0..60_000);
@@ -263,6 +212,221 @@ impl Simulator {
             .collect();
         keyed.sort_by_key(|(k, _)| *k);
         keyed.into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+/// One patient of the population (the draws `Simulator::new` makes, in order).
+fn draw_patient(rng: &mut StdRng, age_dist: &Normal<f64>, id: String) -> Patient {
+    let sex_u: f64 = rng.random();
+    let (male, sex) = if sex_u < 0.49 {
+        (true, "M")
+    } else if sex_u < 0.995 {
+        (false, "F")
+    } else {
+        (false, "U")
+    };
+    Patient {
+        id,
+        age: f64::clamp(age_dist.sample(rng), 18.0, 95.0),
+        male,
+        sex,
+        race: pick(rng, &RACES),
+        ethnicity: if rng.random::<f64>() < 0.18 {
+            "Hispanic or Latino"
+        } else {
+            "Not Hispanic or Latino"
+        },
+        zip3: ZIP3[rng.random_range(0..ZIP3.len())].to_string(),
+        diabetes_u: rng.random(),
+        other_u: rng.random(),
+    }
+}
+
+/// A patient's diagnosis and rounded lab values (HbA1c, glucose, LDL,
+/// creatinine) at `age`, with `shift(column)` standard deviations of drift.
+fn draw_labs(
+    rng: &mut StdRng,
+    unit: &Normal<f64>,
+    p: &Patient,
+    age: f64,
+    diabetes_shift: f64,
+    shift: &dyn Fn(&str) -> f64,
+) -> (&'static str, [f64; 4]) {
+    // P(type 2 diabetes) rises with age (logistic), ~12% overall.
+    let p_diab = 1.0 / (1.0 + (-(age - 68.0) / 9.0).exp()) * 0.35 + diabetes_shift;
+    let diabetic = p.diabetes_u < p_diab;
+    let diagnosis = if diabetic {
+        "E11.9"
+    } else if p.other_u < 0.18 {
+        "E78.5"
+    } else if p.other_u < 0.18 + 0.004 * age {
+        "I10"
+    } else {
+        "Z00.00"
+    };
+    let hba1c = if diabetic {
+        7.8 + 1.1 * unit.sample(rng)
+    } else {
+        5.3 + 0.008 * (age - 50.0) + 0.35 * unit.sample(rng)
+    } + shift("hba1c") * 1.2;
+    let glucose = 28.7 * hba1c - 46.7 + 12.0 * unit.sample(rng) + shift("glucose") * 25.0;
+    let ldl = 115.0
+        + if diagnosis == "E78.5" { 35.0 } else { 0.0 }
+        + 28.0 * unit.sample(rng)
+        + shift("ldl") * 32.0;
+    let creatinine = (0.85
+        + if p.male { 0.17 } else { 0.0 }
+        + 0.004 * (age - 50.0)
+        + 0.15 * unit.sample(rng)
+        + shift("creatinine") * 0.2)
+        .max(0.3);
+    (
+        diagnosis,
+        [
+            (hba1c.max(3.5) * 10.0).round() / 10.0,
+            glucose.max(40.0).round(),
+            ldl.max(20.0).round(),
+            (creatinine * 100.0).round() / 100.0,
+        ],
+    )
+}
+
+/// How the population moves in `patient_table` (drift calibration).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PopulationDrift {
+    None,
+    /// From window `start`, `column` (one of `DRIFTABLE`) shifts by `size`
+    /// (the units of `DriftSpec::size`: about one standard deviation).
+    Shift {
+        column: String,
+        size: f64,
+        start: usize,
+    },
+    /// From window `start`, in a share `size` of rows glucose no longer
+    /// follows HbA1c: those rows' glucose values are permuted among them, so
+    /// every column's marginal distribution is unchanged.
+    Decouple {
+        size: f64,
+        start: usize,
+    },
+    /// A `Shift` only for patients with `sex` = `segment` (e.g. "F").
+    Segment {
+        column: String,
+        size: f64,
+        start: usize,
+        segment: String,
+    },
+    /// A shift growing linearly from 0 at window `start` to `size` at `start + ramp`.
+    Gradual {
+        column: String,
+        size: f64,
+        start: usize,
+        ramp: usize,
+    },
+}
+
+impl PopulationDrift {
+    /// Shift of `column` for a patient of sex `sex` in `window`.
+    fn shift(&self, window: usize, column: &str, sex: &str) -> f64 {
+        match self {
+            PopulationDrift::Shift {
+                column: c,
+                size,
+                start,
+            } if c == column && window >= *start => *size,
+            PopulationDrift::Segment {
+                column: c,
+                size,
+                start,
+                segment,
+            } if c == column && window >= *start && sex == segment => *size,
+            PopulationDrift::Gradual {
+                column: c,
+                size,
+                start,
+                ramp,
+            } if c == column && window >= *start => {
+                size * ((window - start + 1) as f64 / (*ramp).max(1) as f64).min(1.0)
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+impl Simulator {
+    /// A training table of `rows` patients drawn afresh from the population
+    /// for `window` (one row per patient, the columns `topologies/demo.toml`'s
+    /// SQL produces, without `patient_id`), seeded by `seed` and the window.
+    /// Windows are independent samples — the hardest case for false alarms —
+    /// unlike `window_events`, which revisits a fixed pool of patients.
+    pub fn patient_table(
+        &self,
+        window: usize,
+        rows: usize,
+        drift: &PopulationDrift,
+        seed: u64,
+    ) -> crate::table::Table {
+        use crate::table::{Column, Table};
+        let mut rng = StdRng::seed_from_u64(
+            seed ^ self.config.seed.rotate_left(17)
+                ^ (window as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+        );
+        let age_dist = Normal::new(52.0, 16.0).expect("valid normal");
+        let unit = Normal::new(0.0, 1.0).expect("valid normal");
+        let mut cat: [Vec<&str>; 5] = Default::default();
+        let mut num: [Vec<f64>; 5] = Default::default();
+        for _ in 0..rows {
+            let p = draw_patient(&mut rng, &age_dist, String::new());
+            let shift = |c: &str| drift.shift(window, c, p.sex);
+            let age = (p.age + shift("age") * 16.0).clamp(18.0, 95.0).round();
+            let (diagnosis, labs) =
+                draw_labs(&mut rng, &unit, &p, age, shift("diabetes") * 0.10, &shift);
+            let zip3 = ZIP3
+                .iter()
+                .find(|z| **z == p.zip3)
+                .copied()
+                .unwrap_or("000");
+            for (i, v) in [p.sex, p.race, p.ethnicity, zip3, diagnosis]
+                .into_iter()
+                .enumerate()
+            {
+                cat[i].push(v);
+            }
+            num[0].push(age);
+            for (k, v) in labs.into_iter().enumerate() {
+                let cancelled = rng.random::<f64>() < self.config.cancelled_rate;
+                num[k + 1].push(if cancelled { f64::NAN } else { v });
+            }
+        }
+        if let PopulationDrift::Decouple { size, start } = drift
+            && window >= *start
+        {
+            let chosen: Vec<usize> = (0..rows).filter(|_| rng.random::<f64>() < *size).collect();
+            let mut values: Vec<f64> = chosen.iter().map(|&r| num[2][r]).collect();
+            // Fisher–Yates over the chosen rows' glucose values.
+            for i in (1..values.len()).rev() {
+                values.swap(i, rng.random_range(0..=i));
+            }
+            for (&r, v) in chosen.iter().zip(values) {
+                num[2][r] = v;
+            }
+        }
+        fn opt<'a>(v: &[&'a str]) -> Vec<Option<&'a str>> {
+            v.iter().map(|s| Some(*s)).collect()
+        }
+        let [age, hba1c, glucose, ldl, creatinine] = num;
+        Table::new(vec![
+            Column::numeric("age", age),
+            Column::categorical("sex", &opt(&cat[0])),
+            Column::categorical("race", &opt(&cat[1])),
+            Column::categorical("ethnicity", &opt(&cat[2])),
+            Column::categorical("zip3", &opt(&cat[3])),
+            Column::categorical("diagnosis_code", &opt(&cat[4])),
+            Column::numeric("hba1c", hba1c),
+            Column::numeric("glucose", glucose),
+            Column::numeric("ldl", ldl),
+            Column::numeric("creatinine", creatinine),
+        ])
     }
 }
 

@@ -258,23 +258,70 @@ pub struct ModelConfig {
     pub seed: u64,
 }
 
-/// Drift detection and refit policy.
+/// Drift detection and refit policy. The README's "Drift alerts, for
+/// on-call engineers" section explains each option in plain words.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DriftConfig {
-    /// Population stability index above which a numeric or categorical column drifts.
-    pub psi_max: f64,
-    /// KS D above which a numeric column drifts.
+    /// False-discovery rate of Benjamini–Hochberg across every test of a
+    /// window (columns, null rates, pairs, joint check, segments).
+    pub alpha: f64,
+    /// Windows with at least this many rows are judged on effect sizes
+    /// (PSI, JS, Wasserstein/σ, unseen share); smaller ones on the tests'
+    /// own distances (KS D, total variation).
+    pub large_window_rows: usize,
+    /// A significant test drifts only when its effect reaches this share of
+    /// its threshold, plus the effect's no-drift noise at the window's size.
+    pub floor_fraction: f64,
+    /// Small windows, numeric columns: KS D of a shift meant to be caught.
     pub ks_max: f64,
-    /// Total variation distance above which a categorical column drifts.
+    /// Small windows, categorical columns: total variation (or difference of
+    /// the two shares of a two-category column) meant to be caught.
     pub tv_max: f64,
+    /// Large windows: population stability index meant to be caught.
+    pub psi_max: f64,
+    /// Large windows: Jensen–Shannon divergence (bits) meant to be caught.
+    pub js_max: f64,
+    /// Large windows, numeric: Wasserstein-1 / reference std meant to be caught.
+    pub wasserstein_sigma_max: f64,
+    /// Change of a column's missing-value share meant to be caught (any window).
+    pub null_rate_max: f64,
+    /// Large windows, categorical: share of rows in categories the reference never saw.
+    pub unseen_max: f64,
+    /// Change of a pair's Spearman r meant to be caught.
+    pub correlation_diff_max: f64,
+    /// Relative change of the mean squared Mahalanobis distance in the
+    /// reference copula (the joint check) meant to be caught.
+    pub joint_max: f64,
+    /// Numeric columns whose pairwise correlations and joint structure are
+    /// checked; empty = the first 30 numeric columns.
+    pub correlation_columns: Vec<String>,
+    /// Rows of a window (evenly spaced) used by the correlation and joint checks.
+    pub joint_max_rows: usize,
+    /// Quantile bins per numeric column (plus two open tail bins).
+    pub bins: usize,
+    /// Categories kept per categorical column; rarer ones share OTHER.
+    pub top_k: usize,
+    /// Numeric columns with at most this many distinct values are treated as categorical.
+    pub categorical_max_distinct: usize,
+    /// Categorical columns (site, sex, …) whose segments are also checked on their own.
+    pub segments: Vec<String>,
+    /// Rows a segment needs, in the reference and in the window, to be checked.
+    pub min_segment_rows: usize,
     /// A window drifts when at least this many columns drift.
     pub min_drifting_columns: usize,
-    /// Refit when at least `persist_k` of the last `persist_m` windows drifted.
+    /// DRIFT when at least `persist_k` of the last `persist_m` windows drifted.
     pub persist_k: usize,
     /// See `persist_k`.
     pub persist_m: usize,
-    /// Windows after a refit during which no new refit starts.
+    /// Quiet windows in a row that return WARN or DRIFT to OK.
+    pub clear_windows: usize,
+    /// A window is quiet when no significant test scores at or above this
+    /// (score 1 = an effect of threshold size).
+    pub exit_score: f64,
+    /// Rows a window needs for a drift refit.
+    pub refit_min_rows: usize,
+    /// Windows after a refit (or an abandoned one) during which no new refit starts.
     pub cooldown_windows: usize,
 }
 
@@ -346,12 +393,31 @@ impl Default for ModelConfig {
 impl Default for DriftConfig {
     fn default() -> Self {
         DriftConfig {
-            psi_max: 0.2,
-            ks_max: 0.1,
+            alpha: 0.01,
+            large_window_rows: 5000,
+            floor_fraction: 0.5,
+            ks_max: 0.15,
             tv_max: 0.1,
+            psi_max: 0.2,
+            js_max: 0.035,
+            wasserstein_sigma_max: 0.4,
+            null_rate_max: 0.05,
+            unseen_max: 0.05,
+            correlation_diff_max: 0.1,
+            joint_max: 0.2,
+            correlation_columns: vec![],
+            joint_max_rows: 5000,
+            bins: 20,
+            top_k: 20,
+            categorical_max_distinct: 10,
+            segments: vec![],
+            min_segment_rows: 200,
             min_drifting_columns: 1,
             persist_k: 2,
             persist_m: 3,
+            clear_windows: 2,
+            exit_score: 0.25,
+            refit_min_rows: 200,
             cooldown_windows: 2,
         }
     }
@@ -536,32 +602,7 @@ impl Topology {
         {
             p.push(format!("budget.delta: must be in (0, 1); got {delta}"));
         }
-        let d = &self.drift;
-        for (field, v) in [
-            ("drift.psi_max", d.psi_max),
-            ("drift.ks_max", d.ks_max),
-            ("drift.tv_max", d.tv_max),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                p.push(format!("{field}: must be a positive number; got {v}"));
-            }
-        }
-        for (field, v) in [("drift.ks_max", d.ks_max), ("drift.tv_max", d.tv_max)] {
-            if v > 1.0 {
-                p.push(format!(
-                    "{field}: must be ≤ 1 (it is a distance between distributions); got {v}"
-                ));
-            }
-        }
-        if d.persist_m == 0 || d.persist_k == 0 || d.persist_k > d.persist_m {
-            p.push(format!(
-                "drift.persist_k/persist_m: need 1 ≤ persist_k ≤ persist_m; got {} of {}",
-                d.persist_k, d.persist_m
-            ));
-        }
-        if d.min_drifting_columns == 0 {
-            p.push("drift.min_drifting_columns: must be ≥ 1".into());
-        }
+        p.extend(self.drift.validate());
         p.extend(self.gate.validate().into_iter().map(|e| prefix("gate", e)));
         p.extend(
             self.copula
@@ -581,6 +622,115 @@ impl Topology {
                 "telemetry.metrics_addr: expected host:port like 127.0.0.1:9898; got {:?}",
                 self.telemetry.metrics_addr
             ));
+        }
+        p
+    }
+}
+
+impl DriftConfig {
+    /// Every problem with the drift settings, each with its path.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for (field, v) in [
+            ("drift.ks_max", self.ks_max),
+            ("drift.tv_max", self.tv_max),
+            ("drift.psi_max", self.psi_max),
+            ("drift.js_max", self.js_max),
+            ("drift.wasserstein_sigma_max", self.wasserstein_sigma_max),
+            ("drift.null_rate_max", self.null_rate_max),
+            ("drift.unseen_max", self.unseen_max),
+            ("drift.correlation_diff_max", self.correlation_diff_max),
+            ("drift.joint_max", self.joint_max),
+            ("drift.exit_score", self.exit_score),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                p.push(format!("{field}: must be a positive number; got {v}"));
+            }
+        }
+        for (field, v) in [
+            ("drift.ks_max", self.ks_max),
+            ("drift.tv_max", self.tv_max),
+            ("drift.js_max", self.js_max),
+            ("drift.null_rate_max", self.null_rate_max),
+            ("drift.unseen_max", self.unseen_max),
+        ] {
+            if v > 1.0 {
+                p.push(format!(
+                    "{field}: must be ≤ 1 (it is a distance or share between distributions); got {v}"
+                ));
+            }
+        }
+        if self.correlation_diff_max > 2.0 {
+            p.push(format!(
+                "drift.correlation_diff_max: a change of correlation is at most 2; got {}",
+                self.correlation_diff_max
+            ));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            p.push(format!(
+                "drift.alpha: must be in (0, 1); got {}",
+                self.alpha
+            ));
+        }
+        if !(self.floor_fraction > 0.0 && self.floor_fraction <= 1.0) {
+            p.push(format!(
+                "drift.floor_fraction: must be in (0, 1]; got {}",
+                self.floor_fraction
+            ));
+        }
+        if self.exit_score.is_finite() && self.exit_score > self.floor_fraction {
+            p.push(format!(
+                "drift.exit_score: must be ≤ drift.floor_fraction ({}) so leaving a state needs less than entering it; got {}",
+                self.floor_fraction, self.exit_score
+            ));
+        }
+        if self.persist_m == 0 || self.persist_k == 0 || self.persist_k > self.persist_m {
+            p.push(format!(
+                "drift.persist_k/persist_m: need 1 ≤ persist_k ≤ persist_m; got {} of {}",
+                self.persist_k, self.persist_m
+            ));
+        }
+        for (field, v, min) in [
+            ("drift.min_drifting_columns", self.min_drifting_columns, 1),
+            ("drift.clear_windows", self.clear_windows, 1),
+            ("drift.bins", self.bins, 2),
+            ("drift.top_k", self.top_k, 1),
+            ("drift.large_window_rows", self.large_window_rows, 1),
+            ("drift.min_segment_rows", self.min_segment_rows, 20),
+            ("drift.joint_max_rows", self.joint_max_rows, 100),
+            ("drift.refit_min_rows", self.refit_min_rows, 4),
+        ] {
+            if v < min {
+                p.push(format!("{field}: must be ≥ {min}; got {v}"));
+            }
+        }
+        if self.bins > 1000 {
+            p.push(format!("drift.bins: must be ≤ 1000; got {}", self.bins));
+        }
+        if self.categorical_max_distinct > self.top_k {
+            p.push(format!(
+                "drift.categorical_max_distinct: must be ≤ drift.top_k ({}) so every value of such a column is kept; got {}",
+                self.top_k, self.categorical_max_distinct
+            ));
+        }
+        for (field, list) in [
+            ("drift.correlation_columns", &self.correlation_columns),
+            ("drift.segments", &self.segments),
+        ] {
+            let mut seen = std::collections::BTreeSet::new();
+            for c in list {
+                if c.trim().is_empty() {
+                    p.push(format!("{field}: column names must not be empty"));
+                } else if !seen.insert(c) {
+                    p.push(format!("{field}: {c:?} is listed twice"));
+                }
+            }
+        }
+        if self.correlation_columns.len() == 1 {
+            p.push(
+                "drift.correlation_columns: need at least two columns (or none for the default)"
+                    .into(),
+            );
         }
         p
     }
