@@ -1,18 +1,26 @@
 //! Source events (Avro datum or JSON object) → Arrow columns.
 //!
-//! A record is validated completely before any builder is touched, so a bad
-//! event never leaves a half-appended row behind: it is reported with the
-//! field that failed and what was expected, and the caller dead-letters it.
+//! This is the ingest hot path. A record is read into a small reusable
+//! scratch (one primitive `Slot` per field, text in one reusable `String`;
+//! no `apache_avro::types::Value`, no `serde_json::Value`, no per-record
+//! allocation once warm), checked completely, and only then appended to the
+//! Arrow builders, so a bad event never leaves a half-appended row behind: it
+//! is reported with the field that failed and what was expected, and the
+//! caller dead-letters it. Avro is read by `avro_binary` (the writer schema
+//! compiled into a read plan once), JSON by `json_record` (keys matched
+//! against the schema's field names as they stream past).
 
 use std::sync::Arc;
 
-use apache_avro::types::Value as Avro;
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMillisecondBuilder,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::avro_binary::{AvroPlan, AvroProblem, ReadError, Slot};
+use super::json_record::{self, Scalar};
 use super::{FieldKind, RecordSchema};
 use crate::topology::EventFormat;
 
@@ -20,8 +28,8 @@ use crate::topology::EventFormat;
 /// record's `resynth.error` header, so it names the field, never its value.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum DecodeError {
-    #[error("not a valid Avro datum for the source schema: {0}")]
-    Avro(String),
+    #[error("field {field:?}: not valid Avro for the source schema: {problem}")]
+    Avro { field: String, problem: AvroProblem },
     #[error("{0} trailing byte(s) after the Avro datum")]
     TrailingBytes(usize),
     #[error("not a JSON object: {0}")]
@@ -30,16 +38,6 @@ pub enum DecodeError {
     Field { field: String, expected: String },
     #[error("field {field:?}: event time is missing")]
     MissingEventTime { field: String },
-}
-
-/// A decoded cell, held only until the whole record has validated.
-#[derive(Debug, Clone)]
-enum Cell {
-    Null,
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
 }
 
 enum Builder {
@@ -63,10 +61,16 @@ pub struct DecodedBatch {
 /// Accumulates decoded events into Arrow builders.
 pub struct EventDecoder {
     schema: Arc<RecordSchema>,
+    arrow_schema: SchemaRef,
     format: EventFormat,
     time_index: usize,
+    plan: AvroPlan,
+    names: Vec<String>,
     builders: Vec<Builder>,
-    cells: Vec<Cell>,
+    /// The record last accepted by `parse`, until `append_parsed`.
+    slots: Vec<Slot>,
+    scalars: Vec<Scalar>,
+    text: String,
     event_time_ms: Vec<i64>,
     partition: Vec<i32>,
     offset: Vec<i64>,
@@ -82,12 +86,18 @@ impl EventDecoder {
         ) {
             return None;
         }
+        let plan = AvroPlan::new(&schema.avro)?;
         let builders = new_builders(&schema);
         Some(EventDecoder {
-            cells: Vec::with_capacity(schema.fields.len()),
+            arrow_schema: schema.arrow_schema(),
+            names: schema.fields.iter().map(|f| f.name.clone()).collect(),
+            slots: Vec::with_capacity(schema.fields.len()),
+            scalars: Vec::with_capacity(schema.fields.len()),
+            text: String::with_capacity(256),
             schema,
             format,
             time_index,
+            plan,
             builders,
             event_time_ms: Vec::new(),
             partition: Vec::new(),
@@ -118,23 +128,33 @@ impl EventDecoder {
     /// Validates one message and returns its event time without appending it,
     /// so the caller can still route it elsewhere (e.g. late) with its bytes.
     pub fn parse(&mut self, payload: &[u8]) -> Result<i64, DecodeError> {
-        self.cells.clear();
-        match self.format {
-            EventFormat::Avro => self.read_avro(payload)?,
-            EventFormat::Json => self.read_json(payload)?,
+        let read = match self.format {
+            EventFormat::Avro => self.read_avro(payload),
+            EventFormat::Json => self.read_json(payload),
+        };
+        if let Err(e) = read {
+            self.slots.clear();
+            return Err(e);
         }
-        match self.cells[self.time_index] {
-            Cell::Int(t) => Ok(t),
-            _ => Err(DecodeError::MissingEventTime {
-                field: self.schema.fields[self.time_index].name.clone(),
-            }),
+        match self.slots[self.time_index] {
+            Slot::Int(t) => Ok(t),
+            _ => {
+                self.slots.clear();
+                Err(DecodeError::MissingEventTime {
+                    field: self.schema.fields[self.time_index].name.clone(),
+                })
+            }
         }
     }
 
-    /// Appends the record last accepted by `parse`.
+    /// Appends the record last accepted by `parse` (once; without an
+    /// accepted record it does nothing).
     pub fn append_parsed(&mut self, time: i64, partition: i32, offset: i64) {
-        for (builder, cell) in self.builders.iter_mut().zip(self.cells.drain(..)) {
-            append(builder, cell);
+        if self.slots.len() != self.builders.len() {
+            return;
+        }
+        for (builder, slot) in self.builders.iter_mut().zip(self.slots.drain(..)) {
+            append(builder, slot, &self.text);
         }
         self.event_time_ms.push(time);
         self.partition.push(partition);
@@ -144,7 +164,7 @@ impl EventDecoder {
     /// Takes what was decoded so far as one batch and starts afresh.
     pub fn finish(&mut self) -> DecodedBatch {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(finish_builder).collect();
-        let batch = RecordBatch::try_new(self.schema.arrow_schema(), columns)
+        let batch = RecordBatch::try_new(self.arrow_schema.clone(), columns)
             .expect("builders follow the schema they were made from");
         DecodedBatch {
             batch,
@@ -155,74 +175,51 @@ impl EventDecoder {
     }
 
     fn read_avro(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
-        let mut reader = payload;
-        let value = super::read_datum(&self.schema.avro, &mut reader)
-            .map_err(|e| DecodeError::Avro(short(&e.to_string())))?;
-        if !reader.is_empty() {
-            return Err(DecodeError::TrailingBytes(reader.len()));
-        }
-        let Avro::Record(fields) = value else {
-            return Err(DecodeError::Avro("datum is not a record".into()));
-        };
-        for (field, (_, value)) in self.schema.fields.iter().zip(fields) {
-            let value = match value {
-                Avro::Union(_, inner) => *inner,
-                v => v,
-            };
-            let cell = match value {
-                Avro::Null => Cell::Null,
-                Avro::String(s) => Cell::Str(s),
-                Avro::Enum(_, s) => Cell::Str(s),
-                Avro::Uuid(u) => Cell::Str(u.to_string()),
-                Avro::Int(i) => Cell::Int(i64::from(i)),
-                Avro::Long(i) | Avro::TimestampMillis(i) => Cell::Int(i),
-                Avro::Float(f) => Cell::Float(f64::from(f)),
-                Avro::Double(f) => Cell::Float(f),
-                Avro::Boolean(b) => Cell::Bool(b),
-                _ => {
-                    return Err(DecodeError::Field {
-                        field: field.name.clone(),
-                        expected: format!("{:?}", field.kind),
-                    });
-                }
-            };
-            self.cells.push(cell);
-        }
-        Ok(())
+        self.plan
+            .read(payload, &mut self.slots, &mut self.text)
+            .map_err(|e| match e {
+                ReadError::Field(i, problem) => DecodeError::Avro {
+                    field: self.schema.fields[i].name.clone(),
+                    problem,
+                },
+                ReadError::Trailing(n) => DecodeError::TrailingBytes(n),
+            })
     }
 
     fn read_json(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
-        let serde_json::Value::Object(map) = value else {
+        let is_object = json_record::read(payload, &self.names, &mut self.scalars, &mut self.text)
+            .map_err(|e| DecodeError::Json(e.to_string()))?;
+        if !is_object {
             return Err(DecodeError::Json("top level is not an object".into()));
-        };
-        for field in &self.schema.fields {
-            let v = map.get(&field.name).unwrap_or(&serde_json::Value::Null);
+        }
+        self.slots.clear();
+        for (field, &v) in self.schema.fields.iter().zip(&self.scalars) {
             let bad = || DecodeError::Field {
                 field: field.name.clone(),
                 expected: expected_json(field.kind, field.nullable),
             };
-            let cell = match (v, field.kind) {
-                (serde_json::Value::Null, _) if field.nullable => Cell::Null,
-                (serde_json::Value::String(s), FieldKind::String) => Cell::Str(s.clone()),
-                (serde_json::Value::Bool(b), FieldKind::Boolean) => Cell::Bool(*b),
-                (
-                    serde_json::Value::Number(n),
-                    FieldKind::Int | FieldKind::Long | FieldKind::TimestampMillis,
-                ) => Cell::Int(n.as_i64().ok_or_else(bad)?),
-                (serde_json::Value::Number(n), FieldKind::Float | FieldKind::Double) => {
-                    Cell::Float(n.as_f64().ok_or_else(bad)?)
+            let slot = match (v, field.kind) {
+                (Scalar::Absent | Scalar::Null, _) if field.nullable => Slot::Null,
+                (Scalar::Str(a, b), FieldKind::String) => Slot::Text(a, b),
+                (Scalar::Bool(b), FieldKind::Boolean) => Slot::Bool(b),
+                (Scalar::I64(i), FieldKind::Int | FieldKind::Long | FieldKind::TimestampMillis) => {
+                    Slot::Int(i)
                 }
+                (Scalar::U64(u), FieldKind::Int | FieldKind::Long | FieldKind::TimestampMillis) => {
+                    Slot::Int(i64::try_from(u).map_err(|_| bad())?)
+                }
+                (Scalar::I64(i), FieldKind::Float | FieldKind::Double) => Slot::Float(i as f64),
+                (Scalar::U64(u), FieldKind::Float | FieldKind::Double) => Slot::Float(u as f64),
+                (Scalar::F64(f), FieldKind::Float | FieldKind::Double) => Slot::Float(f),
                 _ => return Err(bad()),
             };
             if field.kind == FieldKind::Int
-                && let Cell::Int(i) = cell
+                && let Slot::Int(i) = slot
                 && i32::try_from(i).is_err()
             {
                 return Err(bad());
             }
-            self.cells.push(cell);
+            self.slots.push(slot);
         }
         Ok(())
     }
@@ -244,15 +241,6 @@ fn expected_json(kind: FieldKind, nullable: bool) -> String {
     }
 }
 
-/// Avro errors can quote large chunks of the schema; keep headers small.
-fn short(s: &str) -> String {
-    let mut out: String = s.chars().take(200).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
-}
-
 fn new_builders(schema: &RecordSchema) -> Vec<Builder> {
     schema
         .fields
@@ -267,14 +255,17 @@ fn new_builders(schema: &RecordSchema) -> Vec<Builder> {
         .collect()
 }
 
-fn append(builder: &mut Builder, cell: Cell) {
-    match (builder, cell) {
-        (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
-        (Builder::Int(b), Cell::Int(i)) => b.append_value(i),
-        (Builder::Float(b), Cell::Float(f)) => b.append_value(f),
-        (Builder::Float(b), Cell::Int(i)) => b.append_value(i as f64),
-        (Builder::Bool(b), Cell::Bool(v)) => b.append_value(v),
-        (Builder::Time(b), Cell::Int(i)) => b.append_value(i),
+#[inline]
+fn append(builder: &mut Builder, slot: Slot, text: &str) {
+    match (builder, slot) {
+        (Builder::Str(b), Slot::Text(start, end)) => {
+            b.append_value(&text[start as usize..end as usize])
+        }
+        (Builder::Int(b), Slot::Int(i)) => b.append_value(i),
+        (Builder::Float(b), Slot::Float(f)) => b.append_value(f),
+        (Builder::Float(b), Slot::Int(i)) => b.append_value(i as f64),
+        (Builder::Bool(b), Slot::Bool(v)) => b.append_value(v),
+        (Builder::Time(b), Slot::Int(i)) => b.append_value(i),
         (Builder::Str(b), _) => b.append_null(),
         (Builder::Int(b), _) => b.append_null(),
         (Builder::Float(b), _) => b.append_null(),
@@ -292,6 +283,9 @@ fn finish_builder(builder: &mut Builder) -> ArrayRef {
         Builder::Time(b) => Arc::new(b.finish()),
     }
 }
+
+#[cfg(test)]
+mod crosscheck;
 
 #[cfg(test)]
 mod tests {
@@ -358,8 +352,86 @@ mod tests {
             Err(DecodeError::TrailingBytes(2))
         );
         assert!(d.is_empty());
+        // A rejected parse leaves nothing for append_parsed to append.
+        assert!(d.parse(&good[..3]).is_err());
+        d.append_parsed(0, 0, 9);
+        assert!(d.is_empty());
         d.decode(&good, 0, 4).unwrap();
         assert_eq!(d.finish().batch.num_rows(), 1);
+    }
+
+    /// Each kind of bad bytes is reported with the field it hit and what was
+    /// wrong, and the message never carries the field's value.
+    #[test]
+    fn avro_errors_name_the_field_and_the_problem() {
+        let schema = Arc::new(
+            RecordSchema::parse(
+                r#"{"type":"record","name":"R","fields":[
+                    {"name":"a","type":"long"},
+                    {"name":"v","type":["null","double"]},
+                    {"name":"s","type":"string"},
+                    {"name":"b","type":"boolean"},
+                    {"name":"e","type":{"type":"enum","name":"E","symbols":["X","Y"]}}]}"#,
+                "test",
+            )
+            .unwrap(),
+        );
+        let mut d = EventDecoder::new(schema, EventFormat::Avro, "a").unwrap();
+        let err = |field: &str, problem| DecodeError::Avro {
+            field: field.into(),
+            problem,
+        };
+        // a=1, v=null, s="hi", b=true, e=Y
+        let good = [0x02, 0x00, 0x04, b'h', b'i', 0x01, 0x02];
+        assert_eq!(d.parse(&good), Ok(1));
+        let cases: Vec<(Vec<u8>, DecodeError)> = vec![
+            (vec![0xff; 11], err("a", AvroProblem::BadVarint)),
+            (vec![0x02], err("v", AvroProblem::Truncated)),
+            (vec![0x02, 0x04], err("v", AvroProblem::BadUnionBranch(2))),
+            (vec![0x02, 0x02, 1, 2, 3], err("v", AvroProblem::Truncated)),
+            (
+                vec![0x02, 0x00, 0x01],
+                err("s", AvroProblem::NegativeLength),
+            ),
+            (
+                vec![0x02, 0x00, 0x06, b'h'],
+                err("s", AvroProblem::Truncated),
+            ),
+            (
+                vec![0x02, 0x00, 0x04, 0xc3, 0x28],
+                err("s", AvroProblem::InvalidUtf8),
+            ),
+            (
+                vec![0x02, 0x00, 0x00, 0x02],
+                err("b", AvroProblem::BadBoolean),
+            ),
+            (
+                vec![0x02, 0x00, 0x00, 0x01, 0x04],
+                err("e", AvroProblem::BadEnumIndex),
+            ),
+            (
+                vec![0x02, 0x00, 0x00, 0x01, 0x01],
+                err("e", AvroProblem::BadEnumIndex),
+            ),
+            ([&good[..], &[0x00]].concat(), DecodeError::TrailingBytes(1)),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(d.decode(&bytes, 0, 0), Err(want.clone()), "{bytes:?}");
+        }
+        assert!(d.is_empty());
+        let text = err("s", AvroProblem::InvalidUtf8).to_string();
+        assert_eq!(
+            text,
+            "field \"s\": not valid Avro for the source schema: string is not valid UTF-8"
+        );
+        d.decode(&good, 3, 4).unwrap();
+        let out = d.finish();
+        assert_eq!((out.partition, out.offset), (vec![3], vec![4]));
+        let e = out.batch.column_by_name("e").unwrap();
+        assert_eq!(
+            e.as_any().downcast_ref::<StringArray>().unwrap().value(0),
+            "Y"
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! Anything else is rejected when the topology is loaded, naming the field.
 
 pub mod arrow_table;
+pub mod avro_binary;
 pub mod decode;
 pub mod encode;
+mod json_record;
 
 use std::path::Path;
 use std::sync::Arc;
