@@ -43,7 +43,7 @@ use resynth::schema::RecordSchema;
 use resynth::schema::decode::EventDecoder;
 use resynth::source::simulator::{Simulator, SimulatorConfig, encode_event_avro};
 use resynth::topology::EventFormat;
-use resynth::window::Windower;
+use resynth::window::{WindowSpec, Windower};
 
 /// The engine hands decoded rows to the windower in batches of this size
 /// (`engine::DECODE_BATCH`).
@@ -343,7 +343,7 @@ fn ingest(
     let c = consumer(brokers, topic, tuned);
     let mut decoder = EventDecoder::new(schema.clone(), EventFormat::Avro, "event_time")
         .expect("event_time is a timestamp");
-    let mut windower = Windower::new(WINDOW_MS, DELAY_MS);
+    let mut windower = Windower::new(WindowSpec::tumbling(WINDOW_MS, DELAY_MS));
     windower.assign(&(0..PARTITIONS).collect::<Vec<_>>());
     let mut out = IngestOutcome::default();
     let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();

@@ -270,7 +270,7 @@ fn read_back(topology: &Topology, brokers: &str) -> Result<Downstream, DemoError
         .set("isolation.level", "read_uncommitted")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create_with_context(engine::EngineContext)?;
+        .create_with_context(engine::EngineContext::default())?;
     let mut tpl = TopicPartitionList::new();
     let late_topic = topology.kafka.late_topic.clone();
     let mut topics = vec![&topology.output.topic, &topology.kafka.dead_letter_topic];
