@@ -113,7 +113,9 @@ pub struct CopulaConfig {
     /// of rows the quantile function traces individual patients' values (and
     /// a small stratum's noise, which the inference-risk attack then exploits);
     /// with at least this many rows behind each knot it is a smoothed summary.
-    /// 1 = no cap beyond `quantile_knots`.
+    /// 1 (default) = no cap beyond `quantile_knots`. Measured: a cap of 10 did
+    /// not lower the inference risk of a copula stratified by the sensitive
+    /// column itself (that leak comes from stratifying, see `stratified`).
     pub min_rows_per_knot: usize,
     /// Highest decimal precision that is detected and reproduced. A column whose
     /// values all have at most this many decimals is sampled at that precision
@@ -130,7 +132,7 @@ impl Default for CopulaConfig {
         CopulaConfig {
             max_categories: 256,
             quantile_knots: 201,
-            min_rows_per_knot: 10,
+            min_rows_per_knot: 1,
             max_decimals: 4,
             min_rows: 2,
         }
