@@ -69,6 +69,26 @@ pub enum CohortError {
     Impossible { reason: String },
 }
 
+impl CohortError {
+    /// A range asked of a categorical column.
+    pub(super) fn range_on_categorical(column: &str) -> Self {
+        CohortError::WrongKind {
+            column: column.to_string(),
+            actual: "categorical",
+            expected: "it takes a label, not a range",
+        }
+    }
+
+    /// A label asked of a numeric column.
+    pub(super) fn label_on_numeric(column: &str) -> Self {
+        CohortError::WrongKind {
+            column: column.to_string(),
+            actual: "numeric",
+            expected: "it takes a number or a range lo..hi, not a label",
+        }
+    }
+}
+
 impl Cohort {
     /// Parses `column=value` specs against the training table's column kinds:
     /// for a categorical column `value` is a label; for a numeric one it is a

@@ -610,6 +610,18 @@ struct Plan {
     nodes: Vec<NodePlan>,
 }
 
+impl NodePlan {
+    /// The node's cumulative distribution given the parents' buckets in `row`.
+    fn cdf_given(&self, row: &[u16], sizes: &[usize]) -> &[f64] {
+        let mut config = 0usize;
+        for &p in &self.parents {
+            config = config * sizes[p] + row[p] as usize;
+        }
+        let k = sizes[self.column];
+        &self.cdf[config * k..(config + 1) * k]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct NodePlan {
     /// Output column index.
@@ -719,14 +731,8 @@ impl PrivBayesModel {
             let mut codes = vec![0u16; len * d];
             for row in codes.chunks_mut(d.max(1)) {
                 for node in &plan.nodes {
-                    let mut config = 0usize;
-                    for &p in &node.parents {
-                        config = config * plan.sizes[p] + row[p] as usize;
-                    }
-                    let k = plan.sizes[node.column];
-                    let cdf = &node.cdf[config * k..(config + 1) * k];
                     let u: f64 = rng.random();
-                    row[node.column] = locate(cdf, u) as u16;
+                    row[node.column] = locate(node.cdf_given(row, &plan.sizes), u) as u16;
                 }
             }
             (0..d)

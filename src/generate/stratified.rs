@@ -151,11 +151,7 @@ impl StratifiedCopula {
                 Condition::Label(l) => Some(l.clone()),
                 Condition::Null => None,
                 Condition::Between { .. } => {
-                    return Err(CohortError::WrongKind {
-                        column: self.column.clone(),
-                        actual: "categorical",
-                        expected: "it takes a label, not a range",
-                    });
+                    return Err(CohortError::range_on_categorical(&self.column));
                 }
             };
             let stratum = self

@@ -157,18 +157,10 @@ impl CopulaModel {
                     push_level(&mut out, m.dim, &m.levels, level);
                 }
                 (Marginal::Categorical(_), Condition::Between { .. }) => {
-                    return Err(CohortError::WrongKind {
-                        column: name.clone(),
-                        actual: "categorical",
-                        expected: "it takes a label, not a range",
-                    });
+                    return Err(CohortError::range_on_categorical(name));
                 }
                 (Marginal::Numeric(_), Condition::Label(_)) => {
-                    return Err(CohortError::WrongKind {
-                        column: name.clone(),
-                        actual: "numeric",
-                        expected: "it takes a number or a range lo..hi, not a label",
-                    });
+                    return Err(CohortError::label_on_numeric(name));
                 }
                 (Marginal::Numeric(m), Condition::Null) => {
                     if m.knots.is_empty() {

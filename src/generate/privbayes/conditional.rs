@@ -56,12 +56,7 @@ impl PrivBayesModel {
         for (row, weight) in codes.chunks_mut(d).zip(weights.iter_mut()) {
             let mut w = 1.0;
             for node in &plan.nodes {
-                let mut config = 0usize;
-                for &p in &node.parents {
-                    config = config * plan.sizes[p] + row[p] as usize;
-                }
-                let k = plan.sizes[node.column];
-                let cdf = &node.cdf[config * k..(config + 1) * k];
+                let cdf = node.cdf_given(row, &plan.sizes);
                 let u: f64 = rng.random();
                 match &evidence[node.column] {
                     None => row[node.column] = locate(cdf, u) as u16,
@@ -166,18 +161,10 @@ impl PrivBayesModel {
                     numeric_evidence(name, dom, lo, hi)?
                 }
                 (ColumnDomain::Categorical(_), Condition::Between { .. }) => {
-                    return Err(CohortError::WrongKind {
-                        column: name.clone(),
-                        actual: "categorical",
-                        expected: "it takes a label, not a range",
-                    });
+                    return Err(CohortError::range_on_categorical(name));
                 }
                 (ColumnDomain::Numeric(_), Condition::Label(_)) => {
-                    return Err(CohortError::WrongKind {
-                        column: name.clone(),
-                        actual: "numeric",
-                        expected: "it takes a number or a range lo..hi, not a label",
-                    });
+                    return Err(CohortError::label_on_numeric(name));
                 }
             };
             evidence[j] = Some(e);
