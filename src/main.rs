@@ -544,6 +544,7 @@ fn synthesize(
             train_rows: table.n_rows(),
             holdout_rows: 0,
         },
+        resynth::drift::ReferenceProfile::build(&table),
     )?;
     let n = rows.unwrap_or(table.n_rows());
     let sample_seed = generate::derive_seed(seed, "sample", 0);

@@ -43,10 +43,22 @@ fn check_accepts_the_shipped_topologies_offline() {
     }
 }
 
+/// `check --offline` on the demo topology with `edits`: exit code 1 and stderr.
+fn check_fails(edits: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bad.toml", &demo_with(edits));
+    let out = resynth()
+        .args(["check", "--offline"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn check_lists_every_value_problem_with_its_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = demo_with(&[
+    let err = check_fails(&[
         ("size_secs = 3600", "size_secs = 0"),
         ("ks_max = 0.1", "ks_max = 1.5"),
         ("holdout_fraction = 0.5", "holdout_fraction = 2.0"),
@@ -55,14 +67,6 @@ fn check_lists_every_value_problem_with_its_path() {
             "persist_k = 5\nfloor_fraction = 0.0\nalpha = 1.5",
         ),
     ]);
-    let path = write(dir.path(), "bad.toml", &text);
-    let out = resynth()
-        .args(["check", "--offline"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
     for p in [
         "window.size_secs",
         "drift.ks_max",
@@ -78,19 +82,10 @@ fn check_lists_every_value_problem_with_its_path() {
 
 #[test]
 fn check_names_drift_columns_the_training_table_lacks() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = demo_with(&[(
+    let err = check_fails(&[(
         "segments = [\"sex\"]",
         "segments = [\"site\"]\ncorrelation_columns = [\"hba1c\", \"sex\"]",
     )]);
-    let path = write(dir.path(), "columns.toml", &text);
-    let out = resynth()
-        .args(["check", "--offline"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("drift.segments: \"site\""), "{err}");
     assert!(
         err.contains("drift.correlation_columns: \"sex\" is not numeric"),

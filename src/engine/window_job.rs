@@ -229,14 +229,16 @@ pub fn process(
             .map(|c| (c, topo.model.min_stratum_rows)),
         privbayes: topo.privbayes.as_ref(),
     };
-    let mut model = generate::fit_model(name, version, &train, settings, fit_seed, fitted_on)
-        .map_err(|e| EngineError::Generate(e.to_string()))?;
     // The reference the next windows are judged against: the whole window
     // (train and holdout: more rows, less noise), with the topology's drift
     // settings (bins, top-K, declared correlation columns, segments). It is
     // stored inside the model record, so it is versioned with the model and
     // swaps with it when the model is deployed.
-    model.reference = ReferenceProfile::build_with(&table, &topo.drift);
+    let reference = ReferenceProfile::build_with(&table, &topo.drift);
+    let model = generate::fit_model(
+        name, version, &train, settings, fit_seed, fitted_on, reference,
+    )
+    .map_err(|e| EngineError::Generate(e.to_string()))?;
     if let GeneratorModel::Privbayes(m) = &model.model {
         match ctx
             .ledger

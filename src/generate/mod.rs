@@ -198,7 +198,9 @@ pub struct GeneratorSettings<'a> {
     pub privbayes: Option<&'a privbayes::PrivBayesConfig>,
 }
 
-/// Fits the topology's generator on `train` and wraps it with its provenance.
+/// Fits the topology's generator on `train` and wraps it with its provenance
+/// and the drift `reference` the caller built (the engine profiles the whole
+/// window with the topology's drift settings).
 pub fn fit_model(
     topology: &str,
     version: u64,
@@ -206,6 +208,7 @@ pub fn fit_model(
     settings: GeneratorSettings<'_>,
     seed: u64,
     mut fitted_on: FittedOn,
+    reference: ReferenceProfile,
 ) -> Result<ModelRecord, FitError> {
     let (copula_config, stratify, privbayes_config) =
         (settings.copula, settings.stratify, settings.privbayes);
@@ -246,7 +249,7 @@ pub fn fit_model(
         fit_seed,
         fitted_on,
         epsilon: model.epsilon(),
-        reference: ReferenceProfile::build(train),
+        reference,
         model,
     })
 }
