@@ -139,28 +139,12 @@ impl Cohort {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.conditions.is_empty()
-    }
-
     /// The condition on `column`, if any.
     pub fn get(&self, column: &str) -> Option<&Condition> {
         self.conditions
             .iter()
             .find(|(c, _)| c == column)
             .map(|(_, condition)| condition)
-    }
-
-    /// The cohort without the condition on `column`.
-    pub fn without(&self, column: &str) -> Cohort {
-        Cohort {
-            conditions: self
-                .conditions
-                .iter()
-                .filter(|(c, _)| c != column)
-                .cloned()
-                .collect(),
-        }
     }
 
     /// Whether `row` of `table` belongs to the cohort; columns the table lacks
@@ -281,6 +265,5 @@ mod tests {
         let cohort = Cohort::parse(&["sex=M".into(), "age=45..55".into()], &t).unwrap();
         assert!(!cohort.matches(&t, 0));
         assert!(cohort.matches(&t, 1));
-        assert!(cohort.without("sex").matches(&t, 1));
     }
 }
