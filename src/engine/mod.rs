@@ -127,13 +127,21 @@ pub enum Progress {
     },
 }
 
+/// How long `idle_exit` waits for a first assignment and end of partition
+/// before it gives up on them and ends the run anyway.
+pub const IDLE_EXIT_UNASSIGNED: Duration = Duration::from_secs(60);
+
 /// Bounds and controls for one run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Stop after this many windows were processed.
     pub max_windows: Option<u64>,
-    /// Treat the stream as ended after this long without a message: close
-    /// every open window, process and commit them, and stop.
+    /// Treat the stream as ended after this long without a message once every
+    /// assigned partition has reported its end: close every open window,
+    /// process and commit them, and stop. Waiting for the end-of-partition
+    /// marks keeps a slow group join (a fresh broker creating its offsets
+    /// topic) from ending the run before the first fetch; without any
+    /// assignment the run still ends after [`IDLE_EXIT_UNASSIGNED`].
     pub idle_exit: Option<Duration>,
     /// Stop (gracefully, keeping open windows for the next run) after this long.
     pub duration: Option<Duration>,
@@ -418,6 +426,8 @@ pub fn run(
     // One handle, not a registry lookup per message (that halved ingest).
     let events_in = counter!(t::EVENTS_IN, "topology" => name.clone());
     let mut last_seen: BTreeMap<i32, Instant> = BTreeMap::new();
+    // Partitions whose last fetch reached the end of the log.
+    let mut at_end: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
     let mut paused: Vec<i32> = Vec::new();
     // A window too small to fit on, waiting to be merged into the next one.
     let mut carry: Option<crate::window::ClosedWindow> = None;
@@ -435,6 +445,7 @@ pub fn run(
                     last_message = Instant::now();
                     last_seen.insert(msg.partition(), last_message);
                     windower.mark_active(msg.partition());
+                    at_end.remove(&msg.partition());
                     summary.events_in += 1;
                     events_in.increment(1);
                     let (partition, offset) = (msg.partition(), msg.offset());
@@ -506,15 +517,18 @@ pub fn run(
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                     windower.mark_idle(p);
+                    at_end.insert(p);
                 }
                 Some(Err(e)) => {
                     warn!(topology = %name, error = %e, "consumer error");
                 }
                 None => {
-                    if options
-                        .idle_exit
-                        .is_some_and(|d| last_message.elapsed() >= d)
-                    {
+                    let drained =
+                        !assigned.is_empty() && assigned.iter().all(|p| at_end.contains(p));
+                    if options.idle_exit.is_some_and(|d| {
+                        let quiet = last_message.elapsed();
+                        (drained && quiet >= d) || quiet >= d.max(IDLE_EXIT_UNASSIGNED)
+                    }) {
                         end_of_stream = true;
                         stop = true;
                     }
@@ -530,6 +544,8 @@ pub fn run(
                 .map(|e| e.partition())
                 .collect();
             windower.assign(&assigned);
+            // A new assignment fetches from the committed offsets again.
+            at_end.clear();
         }
         let idle = !decoder.is_empty() && last_message.elapsed() >= Duration::from_millis(100);
         if idle || stop {
