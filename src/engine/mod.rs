@@ -8,6 +8,7 @@
 //! step over them, so a bad event is neither lost nor written twice.
 
 pub mod coordinator;
+pub mod ingest;
 mod window_job;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use metrics::{counter, gauge, histogram};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -32,9 +33,11 @@ use crate::sink::{OutRecord, Publisher, SinkError};
 use crate::telemetry as t;
 use crate::topology::{LatePolicy, MinRowsPolicy, Topology};
 use crate::window::{Windower, sql};
+use ingest::{Decoded, Ingest, SourceMessage};
 
-/// Decoded rows are handed to the windower in batches of this size.
-const DECODE_BATCH: usize = 4096;
+/// How long one poll waits for a message; a poll that returns nothing after
+/// this long makes the engine window what it has buffered.
+const POLL_WAIT: Duration = Duration::from_millis(100);
 /// Dead letters wait at most this long for a window to close before they are
 /// committed in a transaction of their own.
 const DEAD_LETTER_MAX_WAIT: Duration = Duration::from_secs(2);
@@ -317,27 +320,41 @@ impl rdkafka::consumer::ConsumerContext for EngineContext {
 
 type EngineConsumer = BaseConsumer<EngineContext>;
 
-fn consumer(topology: &Topology, brokers: &str) -> Result<EngineConsumer, EngineError> {
+/// The source consumer's settings (also used by `examples/ingest_bench`, so
+/// the bench measures this configuration).
+pub fn consumer_config(
+    brokers: &str,
+    group_id: &str,
+    properties: &BTreeMap<String, String>,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     // librdkafka 2.x waits up to 1 s (its default) before fetching again once
     // its queue is full, so a consumer slower than the fetch path idles;
     // 10 ms took ingest from 0.15 to 0.89 M events/s (examples/ingest_bench).
     // Set first so `kafka.properties` can still override it.
     config.set("fetch.queue.backoff.ms", "10");
-    for (k, v) in &topology.kafka.properties {
+    for (k, v) in properties {
         config.set(k, v);
     }
     config
         .set("bootstrap.servers", brokers)
-        .set("group.id", &topology.kafka.group_id)
+        .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
     config
-        .create_with_context(EngineContext::default())
-        .map_err(EngineError::Consumer)
+}
+
+fn consumer(topology: &Topology, brokers: &str) -> Result<EngineConsumer, EngineError> {
+    consumer_config(
+        brokers,
+        &topology.kafka.group_id,
+        &topology.kafka.properties,
+    )
+    .create_with_context(EngineContext::default())
+    .map_err(EngineError::Consumer)
 }
 
 struct Pending {
@@ -358,12 +375,13 @@ pub fn run(
     let source_schema = Arc::new(source_schema);
     let arrow_schema = source_schema.arrow_schema();
     let name = topology.name.clone();
-    let mut decoder = EventDecoder::new(
+    let decoder = EventDecoder::new(
         source_schema.clone(),
         topology.source.format,
         &topology.source.event_time_field,
     )
     .ok_or_else(|| EngineError::Check(vec!["source.event_time_field: unusable".into()]))?;
+    let mut ingest = Ingest::new(decoder, topology.window.spec().pane_ms());
     let mut windower = Windower::new(topology.window.spec());
     let registry =
         ModelRegistry::open(&topology.audit.dir, &name).map_err(EngineError::Registry)?;
@@ -412,13 +430,18 @@ pub fn run(
     if let Some(ct) = resume.closed_through_ms {
         windower.restore(ct);
     }
+    let lanes = Lanes {
+        topology,
+        name: name.clone(),
+        read_through: resume.read_through.clone(),
+    };
     let mut summary = RunSummary::default();
-    let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();
     let mut pending = Pending {
         dead_letters: Vec::new(),
         since: None,
     };
-    let mut last_message = Instant::now();
+    // Since when the source has had nothing to deliver (None while it delivers).
+    let mut quiet_since: Option<Instant> = None;
     let mut window_index: u64 = 0;
     let mut assigned: Vec<i32> = Vec::new();
     let source_topic = topology.kafka.source_topic.clone();
@@ -428,6 +451,10 @@ pub fn run(
     let mut last_seen: BTreeMap<i32, Instant> = BTreeMap::new();
     // Partitions whose last fetch reached the end of the log.
     let mut at_end: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
+    // The partition of the previous message, while it is known to be marked
+    // active: consumers deliver runs of one partition, so most messages skip
+    // the per-partition bookkeeping.
+    let mut active_run: Option<i32> = None;
     let mut paused: Vec<i32> = Vec::new();
     // A window too small to fit on, waiting to be merged into the next one.
     let mut carry: Option<crate::window::ClosedWindow> = None;
@@ -435,104 +462,87 @@ pub fn run(
     loop {
         let mut end_of_stream = false;
         let mut stop = options.stop.load(Ordering::Relaxed)
-            || options.duration.is_some_and(|d| started.elapsed() >= d)
             || options
                 .max_windows
                 .is_some_and(|m| summary.windows_closed >= m);
+        // Whether anything but copying a message in happened: only then is
+        // the bookkeeping below worth its cost (per message it halved ingest).
+        let mut dirty = stop;
         if !stop {
-            match consumer.poll(Duration::from_millis(100)) {
+            match consumer.poll(POLL_WAIT) {
                 Some(Ok(msg)) => {
-                    last_message = Instant::now();
-                    last_seen.insert(msg.partition(), last_message);
-                    windower.mark_active(msg.partition());
-                    at_end.remove(&msg.partition());
+                    quiet_since = None;
                     summary.events_in += 1;
-                    events_in.increment(1);
-                    let (partition, offset) = (msg.partition(), msg.offset());
-                    next_offset.insert(partition, offset + 1);
-                    let payload = msg.payload().unwrap_or(&[]);
-                    // Offsets below the previous run's read position were
-                    // already handled when their window was finalised or
-                    // dead-lettered; the commit that recorded this says so.
-                    let replayed = resume
-                        .read_through
-                        .get(&partition)
-                        .is_some_and(|&r| offset < r);
-                    let parsed = decoder.parse(payload);
-                    let already_done = match &parsed {
-                        Err(_) => replayed,
-                        Ok(t) => replayed && windower.is_late(*t),
-                    };
-                    if already_done {
-                        summary.replayed += 1;
-                        continue;
+                    let p = msg.partition();
+                    if active_run != Some(p) {
+                        // A partition marked idle counts for the watermark
+                        // again before its event reaches a window.
+                        windower.mark_active(p);
+                        at_end.remove(&p);
+                        active_run = Some(p);
                     }
-                    let reject = match parsed {
-                        Err(e) => Some(e.to_string()),
-                        Ok(t) if windower.is_late(t) => {
-                            summary.late += 1;
-                            let policy = match topology.window.late_policy {
-                                LatePolicy::Topic => "topic",
-                                LatePolicy::Drop => "drop",
-                            };
-                            counter!(t::EVENTS_LATE, "topology" => name.clone(),
-                                     "topic" => source_topic.clone(), "policy" => policy)
-                            .increment(1);
-                            if topology.window.late_policy == LatePolicy::Topic {
-                                let late_topic = topology
-                                    .kafka
-                                    .late_topic
-                                    .as_deref()
-                                    .unwrap_or(&topology.kafka.dead_letter_topic);
-                                pending.dead_letters.push(routed(
-                                    topology,
-                                    &msg,
-                                    late_topic,
-                                    "late: every window holding its event time is already finalised",
-                                ));
-                                pending.since.get_or_insert_with(Instant::now);
-                            }
-                            None
-                        }
-                        Ok(t) => {
-                            decoder.append_parsed(t, partition, offset);
-                            None
-                        }
-                    };
-                    if let Some(text) = reject {
-                        summary.dead_lettered += 1;
-                        counter!(t::DEAD_LETTERED, "topology" => name.clone(), "reason" => "decode")
-                            .increment(1);
-                        pending.dead_letters.push(routed(
-                            topology,
-                            &msg,
-                            &topology.kafka.dead_letter_topic,
-                            &text,
-                        ));
-                        pending.since.get_or_insert_with(Instant::now);
-                    }
-                    if decoder.len() >= DECODE_BATCH {
-                        push_decoded(&mut decoder, &mut windower, &mut summary, &name);
-                    }
+                    dirty = ingest.add(&msg);
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    // Its rows still in flight must reach the windower while
+                    // the partition still holds the watermark back.
+                    for mut d in ingest.drain() {
+                        absorb(
+                            &mut d,
+                            &mut windower,
+                            &mut pending,
+                            &mut summary,
+                            &mut ingest,
+                            &lanes,
+                        );
+                    }
                     windower.mark_idle(p);
                     at_end.insert(p);
+                    active_run = None;
+                    dirty = true;
                 }
                 Some(Err(e)) => {
                     warn!(topology = %name, error = %e, "consumer error");
+                    dirty = true;
                 }
                 None => {
+                    // The poll waited POLL_WAIT for nothing: window what is
+                    // buffered rather than wait for a full batch.
+                    let since = *quiet_since.get_or_insert_with(|| Instant::now() - POLL_WAIT);
+                    for mut d in ingest.drain() {
+                        absorb(
+                            &mut d,
+                            &mut windower,
+                            &mut pending,
+                            &mut summary,
+                            &mut ingest,
+                            &lanes,
+                        );
+                    }
                     let drained =
                         !assigned.is_empty() && assigned.iter().all(|p| at_end.contains(p));
                     if options.idle_exit.is_some_and(|d| {
-                        let quiet = last_message.elapsed();
+                        let quiet = since.elapsed();
                         (drained && quiet >= d) || quiet >= d.max(IDLE_EXIT_UNASSIGNED)
                     }) {
                         end_of_stream = true;
                         stop = true;
                     }
+                    dirty = true;
                 }
+            }
+        }
+        if ingest.awaiting() {
+            while let Some(mut d) = ingest.try_take() {
+                absorb(
+                    &mut d,
+                    &mut windower,
+                    &mut pending,
+                    &mut summary,
+                    &mut ingest,
+                    &lanes,
+                );
+                dirty = true;
             }
         }
         if consumer.context().rebalanced.swap(false, Ordering::Relaxed)
@@ -546,16 +556,41 @@ pub fn run(
             windower.assign(&assigned);
             // A new assignment fetches from the committed offsets again.
             at_end.clear();
+            active_run = None;
+            dirty = true;
         }
-        let idle = !decoder.is_empty() && last_message.elapsed() >= Duration::from_millis(100);
-        if idle || stop {
-            push_decoded(&mut decoder, &mut windower, &mut summary, &name);
+        if !dirty {
+            continue;
+        }
+        if options.duration.is_some_and(|d| started.elapsed() >= d) {
+            stop = true;
+        }
+        if stop {
+            for mut d in ingest.drain() {
+                absorb(
+                    &mut d,
+                    &mut windower,
+                    &mut pending,
+                    &mut summary,
+                    &mut ingest,
+                    &lanes,
+                );
+            }
+        }
+        let now = Instant::now();
+        let sent = ingest.take_sent();
+        events_in.increment(sent.messages);
+        for p in sent.partitions {
+            last_seen.insert(p, now);
         }
         // A partition silent for the idle timeout stops holding the watermark.
         for &p in &assigned {
-            let seen = *last_seen.entry(p).or_insert_with(Instant::now);
-            if seen.elapsed() >= idle_timeout {
+            let seen = *last_seen.entry(p).or_insert(now);
+            if now.duration_since(seen) >= idle_timeout {
                 windower.mark_idle(p);
+                if active_run == Some(p) {
+                    active_run = None;
+                }
             }
         }
         backpressure(&consumer, &windower, &mut paused, topology, &mut summary)?;
@@ -578,6 +613,7 @@ pub fn run(
             let window_end = window.end_ms;
             // Later windows closed in this same round are still unfinished.
             let mut held = windower.held_offsets();
+            hold_offsets(&mut held, &ingest.held_offsets());
             for later in closed[i + 1..].iter().chain(remaining.iter()) {
                 hold(&mut held, later);
             }
@@ -639,7 +675,8 @@ pub fn run(
             } else {
                 windower.closed_through_ms()
             };
-            let offsets = commit_offsets(&source_topic, &next_offset, &held, closed_through);
+            let offsets =
+                commit_offsets(&source_topic, ingest.next_offsets(), &held, closed_through);
             commit(
                 &publisher,
                 &consumer,
@@ -691,7 +728,7 @@ pub fn run(
             }
             report_lag(&consumer, &source_topic, &offsets, &name);
             // Time spent processing is not time the source was quiet.
-            last_message = Instant::now();
+            quiet_since = None;
         }
         let dead_letters_due = pending
             .since
@@ -700,6 +737,7 @@ pub fn run(
             let records = std::mem::take(&mut pending.dead_letters);
             pending.since = None;
             let mut held = windower.held_offsets();
+            hold_offsets(&mut held, &ingest.held_offsets());
             for later in remaining.iter().chain(carry.iter()) {
                 hold(&mut held, later);
             }
@@ -707,7 +745,8 @@ pub fn run(
                 Some(w) => Some(w.start_ms),
                 None => windower.closed_through_ms(),
             };
-            let offsets = commit_offsets(&source_topic, &next_offset, &held, closed_through);
+            let offsets =
+                commit_offsets(&source_topic, ingest.next_offsets(), &held, closed_through);
             commit(
                 &publisher,
                 &consumer,
@@ -737,63 +776,109 @@ pub fn run(
     Ok(summary)
 }
 
-/// Moves decoded rows into windows; returns how many were behind the
-/// watermark but accepted. Too-late rows never get here: they are caught at
-/// decode time, while their original bytes are still at hand.
-fn push_decoded(
-    decoder: &mut EventDecoder,
+/// What routing a message elsewhere needs besides the message.
+struct Lanes<'a> {
+    topology: &'a Topology,
+    name: String,
+    /// Per partition, the previous run's read position (see `ResumeState`).
+    read_through: BTreeMap<i32, i64>,
+}
+
+/// Windows a decoded batch's rows, routes its late and undecodable messages
+/// (with their original bytes) and counts everything.
+fn absorb(
+    decoded: &mut Decoded,
     windower: &mut Windower,
+    pending: &mut Pending,
     summary: &mut RunSummary,
-    name: &str,
+    ingest: &mut Ingest,
+    lanes: &Lanes,
 ) {
-    if decoder.is_empty() {
-        return;
+    let (topology, name) = (lanes.topology, &lanes.name);
+    let sorted = ingest::sort_rows(decoded, windower, &lanes.read_through);
+    summary.replayed += sorted.replayed;
+    if !sorted.late.is_empty() {
+        let late = sorted.late.len() as u64;
+        summary.late += late;
+        let policy = match topology.window.late_policy {
+            LatePolicy::Topic => "topic",
+            LatePolicy::Drop => "drop",
+        };
+        counter!(t::EVENTS_LATE, "topology" => name.clone(),
+                 "topic" => topology.kafka.source_topic.clone(), "policy" => policy)
+        .increment(late);
+        if topology.window.late_policy == LatePolicy::Topic {
+            let late_topic = topology
+                .kafka
+                .late_topic
+                .as_deref()
+                .unwrap_or(&topology.kafka.dead_letter_topic);
+            for &i in &sorted.late {
+                pending.dead_letters.push(routed(
+                    topology,
+                    &decoded.raw.message(i),
+                    late_topic,
+                    "late: every window holding its event time is already finalised",
+                ));
+            }
+            pending.since.get_or_insert_with(Instant::now);
+        }
     }
-    let stats = windower.push(decoder.finish());
-    let accepted = stats.late_accepted as u64;
+    if !sorted.bad.is_empty() {
+        summary.dead_lettered += sorted.bad.len() as u64;
+        counter!(t::DEAD_LETTERED, "topology" => name.clone(), "reason" => "decode")
+            .increment(sorted.bad.len() as u64);
+        for (i, e) in &sorted.bad {
+            pending.dead_letters.push(routed(
+                topology,
+                &decoded.raw.message(*i),
+                &topology.kafka.dead_letter_topic,
+                &e.to_string(),
+            ));
+        }
+        pending.since.get_or_insert_with(Instant::now);
+    }
+    let accepted = sorted.push.late_accepted as u64;
     if accepted > 0 {
         summary.late_accepted += accepted;
-        counter!(t::EVENTS_LATE_ACCEPTED, "topology" => name.to_string()).increment(accepted);
+        counter!(t::EVENTS_LATE_ACCEPTED, "topology" => name.clone()).increment(accepted);
     }
-    let partial = stats.missed_windows as u64;
+    let partial = sorted.push.missed_windows as u64;
     if partial > 0 {
         summary.late_partial += partial;
-        counter!(t::EVENTS_LATE, "topology" => name.to_string(), "policy" => "partial")
+        counter!(t::EVENTS_LATE, "topology" => name.clone(), "policy" => "partial")
             .increment(partial);
     }
+    ingest.recycle(std::mem::take(&mut decoded.raw));
 }
 
 /// The original message, bytes and headers intact, for the dead-letter or
 /// late topic, with the reason and its source coordinates added.
-fn routed<M: Message>(topology: &Topology, msg: &M, topic: &str, error: &str) -> OutRecord {
+fn routed(topology: &Topology, msg: &SourceMessage, topic: &str, error: &str) -> OutRecord {
     let mut headers = vec![
         ("resynth.error".to_string(), error.as_bytes().to_vec()),
         (
             "resynth.source.topic".to_string(),
-            msg.topic().as_bytes().to_vec(),
+            topology.kafka.source_topic.as_bytes().to_vec(),
         ),
         (
             "resynth.source.partition".to_string(),
-            msg.partition().to_string().into_bytes(),
+            msg.partition.to_string().into_bytes(),
         ),
         (
             "resynth.source.offset".to_string(),
-            msg.offset().to_string().into_bytes(),
+            msg.offset.to_string().into_bytes(),
         ),
         (
             "resynth.topology".to_string(),
             topology.name.clone().into_bytes(),
         ),
     ];
-    if let Some(original) = msg.headers() {
-        for h in original.iter() {
-            headers.push((h.key.to_string(), h.value.unwrap_or(&[]).to_vec()));
-        }
-    }
+    headers.extend(msg.headers.iter().cloned());
     OutRecord {
         topic: topic.to_string(),
-        key: msg.key().map(|k| k.to_vec()),
-        payload: msg.payload().unwrap_or(&[]).to_vec(),
+        key: msg.key.map(|k| k.to_vec()),
+        payload: msg.payload.to_vec(),
         headers,
     }
 }
@@ -870,6 +955,12 @@ fn backpressure(
         paused.clear();
     }
     Ok(())
+}
+
+fn hold_offsets(held: &mut BTreeMap<i32, i64>, more: &BTreeMap<i32, i64>) {
+    for (&p, &o) in more {
+        held.entry(p).and_modify(|h| *h = (*h).min(o)).or_insert(o);
+    }
 }
 
 fn hold(held: &mut BTreeMap<i32, i64>, window: &crate::window::ClosedWindow) {

@@ -44,6 +44,9 @@ pub(crate) enum Slot {
     Bool(bool),
     /// Byte range of the text in the scratch string.
     Text(u32, u32),
+    /// Byte range of text (checked UTF-8) in the datum itself: most strings
+    /// are used as they are on the wire, so they are copied once, into Arrow.
+    Raw(u32, u32),
 }
 
 /// How one field is laid out on the wire.
@@ -119,7 +122,8 @@ impl AvroPlan {
         text.clear();
         let mut r = Cursor { buf: payload };
         for (i, f) in self.fields.iter().enumerate() {
-            let slot = read_field(f, &mut r, text).map_err(|p| ReadError::Field(i, p))?;
+            let slot =
+                read_field(f, &mut r, payload.len(), text).map_err(|p| ReadError::Field(i, p))?;
             slots.push(slot);
         }
         if r.buf.is_empty() {
@@ -229,7 +233,12 @@ fn push_uuid(text: &mut String, uuid: uuid::Uuid) -> Slot {
 }
 
 #[inline]
-fn read_field(f: &PlanField, r: &mut Cursor<'_>, text: &mut String) -> Result<Slot, AvroProblem> {
+fn read_field(
+    f: &PlanField,
+    r: &mut Cursor<'_>,
+    datum_len: usize,
+    text: &mut String,
+) -> Result<Slot, AvroProblem> {
     if let Some((null, value)) = f.union {
         let branch = r.long()?;
         if branch == null {
@@ -250,8 +259,13 @@ fn read_field(f: &PlanField, r: &mut Cursor<'_>, text: &mut String) -> Result<Sl
             _ => return Err(AvroProblem::BadBoolean),
         },
         Wire::String => {
-            let s = std::str::from_utf8(r.bytes()?).map_err(|_| AvroProblem::InvalidUtf8)?;
-            push_text(text, s)
+            let b = r.bytes()?;
+            // Word-at-a-time ASCII check first: EHR codes and ids nearly always are.
+            if !b.is_ascii() {
+                std::str::from_utf8(b).map_err(|_| AvroProblem::InvalidUtf8)?;
+            }
+            let end = datum_len - r.buf.len();
+            Slot::Raw((end - b.len()) as u32, end as u32)
         }
         Wire::Enum(symbols) => {
             let i = r.int()?;

@@ -67,7 +67,7 @@ pub struct EventDecoder {
     plan: AvroPlan,
     names: Vec<String>,
     builders: Vec<Builder>,
-    /// The record last accepted by `parse`, until `append_parsed`.
+    /// The record being decoded, between reading and appending it.
     slots: Vec<Slot>,
     scalars: Vec<Scalar>,
     text: String,
@@ -121,12 +121,17 @@ impl EventDecoder {
         offset: i64,
     ) -> Result<i64, DecodeError> {
         let time = self.parse(payload)?;
-        self.append_parsed(time, partition, offset);
+        for (builder, slot) in self.builders.iter_mut().zip(self.slots.drain(..)) {
+            append(builder, slot, &self.text, payload);
+        }
+        self.event_time_ms.push(time);
+        self.partition.push(partition);
+        self.offset.push(offset);
         Ok(time)
     }
 
-    /// Validates one message and returns its event time without appending it,
-    /// so the caller can still route it elsewhere (e.g. late) with its bytes.
+    /// Validates one message and returns its event time without appending
+    /// it (`decode` appends).
     pub fn parse(&mut self, payload: &[u8]) -> Result<i64, DecodeError> {
         let read = match self.format {
             EventFormat::Avro => self.read_avro(payload),
@@ -145,20 +150,6 @@ impl EventDecoder {
                 })
             }
         }
-    }
-
-    /// Appends the record last accepted by `parse` (once; without an
-    /// accepted record it does nothing).
-    pub fn append_parsed(&mut self, time: i64, partition: i32, offset: i64) {
-        if self.slots.len() != self.builders.len() {
-            return;
-        }
-        for (builder, slot) in self.builders.iter_mut().zip(self.slots.drain(..)) {
-            append(builder, slot, &self.text);
-        }
-        self.event_time_ms.push(time);
-        self.partition.push(partition);
-        self.offset.push(offset);
     }
 
     /// Takes what was decoded so far as one batch and starts afresh.
@@ -256,10 +247,16 @@ fn new_builders(schema: &RecordSchema) -> Vec<Builder> {
 }
 
 #[inline]
-fn append(builder: &mut Builder, slot: Slot, text: &str) {
+fn append(builder: &mut Builder, slot: Slot, text: &str, payload: &[u8]) {
     match (builder, slot) {
         (Builder::Str(b), Slot::Text(start, end)) => {
             b.append_value(&text[start as usize..end as usize])
+        }
+        (Builder::Str(b), Slot::Raw(start, end)) => {
+            let bytes = &payload[start as usize..end as usize];
+            // SAFETY: `parse` checked exactly these bytes of this payload as
+            // UTF-8 in the same `decode` call (avro_binary::read_field).
+            b.append_value(unsafe { std::str::from_utf8_unchecked(bytes) })
         }
         (Builder::Int(b), Slot::Int(i)) => b.append_value(i),
         (Builder::Float(b), Slot::Float(f)) => b.append_value(f),
@@ -352,9 +349,8 @@ mod tests {
             Err(DecodeError::TrailingBytes(2))
         );
         assert!(d.is_empty());
-        // A rejected parse leaves nothing for append_parsed to append.
+        // A rejected parse appends nothing.
         assert!(d.parse(&good[..3]).is_err());
-        d.append_parsed(0, 0, 9);
         assert!(d.is_empty());
         d.decode(&good, 0, 4).unwrap();
         assert_eq!(d.finish().batch.num_rows(), 1);

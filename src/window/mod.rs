@@ -24,6 +24,7 @@
 //!   finalised. Each pane remembers the source offsets it holds, so the
 //!   engine commits only offsets whose events are in no open pane.
 
+pub mod pane;
 pub mod sql;
 
 #[cfg(test)]
@@ -31,12 +32,11 @@ mod properties;
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::UInt32Array;
-use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
 use crate::schema::decode::DecodedBatch;
+pub use pane::{PanePiece, split_by_pane};
 
 /// Offset range of one source partition held by a window (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -285,45 +285,50 @@ impl Windower {
     /// Adds decoded events. The caller has already diverted too-late events
     /// (`is_late`), so every row lands in a pane of an open window.
     pub fn push(&mut self, decoded: DecodedBatch) -> PushStats {
-        let n = decoded.event_time_ms.len();
+        let pieces = split_by_pane(&decoded, self.pane_ms);
+        self.push_pieces(pieces)
+    }
+
+    /// Adds decoded events already cut by pane (`split_by_pane` with this
+    /// windower's pane length), with no per-row work here.
+    pub fn push_pieces(&mut self, pieces: Vec<PanePiece>) -> PushStats {
         let mut stats = PushStats::default();
-        if n == 0 {
-            return stats;
-        }
         let watermark = self.watermark_ms();
-        let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        for (row, &t) in decoded.event_time_ms.iter().enumerate() {
-            debug_assert!(!self.is_late(t), "late rows are diverted before push");
-            if watermark.is_some_and(|w| t < w) {
-                stats.late_accepted += 1;
+        for piece in pieces {
+            let n = piece.num_rows();
+            if n == 0 {
+                continue;
             }
+            debug_assert_eq!(piece.pane_start, self.pane_start(piece.min_event_ms));
+            debug_assert!(
+                !self.is_late(piece.min_event_ms),
+                "late rows are diverted before push"
+            );
+            if let Some(w) = watermark {
+                stats.late_accepted += if piece.max_event_ms < w {
+                    n
+                } else if piece.min_event_ms < w {
+                    piece.event_time_ms.iter().filter(|&&t| t < w).count()
+                } else {
+                    0
+                };
+            }
+            // All rows of a pane share their first window.
             if self
                 .closed_through_ms
-                .is_some_and(|c| self.first_start(t) + self.spec.size_ms <= c)
+                .is_some_and(|c| self.first_start(piece.min_event_ms) + self.spec.size_ms <= c)
             {
-                stats.missed_windows += 1;
+                stats.missed_windows += n;
             }
-            groups
-                .entry(self.pane_start(t))
-                .or_default()
-                .push(row as u32);
-            let clock = self.partitions.entry(decoded.partition[row]).or_default();
-            clock.max_event_ms = Some(clock.max_event_ms.map_or(t, |m| m.max(t)));
-        }
-        let single = groups.len() == 1;
-        for (start, rows) in groups {
-            let pane = self.panes.entry(start).or_default();
-            let batch = if single {
-                decoded.batch.clone()
-            } else {
-                let idx = UInt32Array::from(rows.clone());
-                take_record_batch(&decoded.batch, &idx).expect("indices are in bounds")
-            };
-            pane.rows += batch.num_rows();
-            pane.batches.push(batch);
-            for &r in &rows {
-                let (p, o) = (decoded.partition[r as usize], decoded.offset[r as usize]);
-                OffsetRange::merge(&mut pane.offsets, p, OffsetRange { first: o, last: o });
+            for (p, t) in piece.clocks {
+                let clock = self.partitions.entry(p).or_default();
+                clock.max_event_ms = Some(clock.max_event_ms.map_or(t, |m| m.max(t)));
+            }
+            let pane = self.panes.entry(piece.pane_start).or_default();
+            pane.rows += n;
+            pane.batches.push(piece.batch);
+            for (p, r) in piece.offsets {
+                OffsetRange::merge(&mut pane.offsets, p, r);
             }
         }
         stats
