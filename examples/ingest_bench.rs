@@ -316,10 +316,10 @@ struct EngineLoop {
 }
 
 impl EngineLoop {
-    fn new(schema: &Arc<RecordSchema>) -> EngineLoop {
+    fn new(schema: &Arc<RecordSchema>, window_ms: i64) -> EngineLoop {
         let decoder = EventDecoder::new(schema.clone(), EventFormat::Avro, "event_time")
             .expect("event_time is a timestamp");
-        let spec = WindowSpec::tumbling(WINDOW_MS, DELAY_MS);
+        let spec = WindowSpec::tumbling(window_ms, DELAY_MS);
         let mut windower = Windower::new(spec);
         windower.assign(&(0..PARTITIONS).collect::<Vec<_>>());
         EngineLoop {
@@ -414,7 +414,7 @@ fn ingest(
     schema: &Arc<RecordSchema>,
 ) -> (Phase, IngestOutcome) {
     let c = consumer(brokers, topic);
-    let mut engine = EngineLoop::new(schema);
+    let mut engine = EngineLoop::new(schema, WINDOW_MS);
     let first = first_message(&c);
     let phase = measure(n, || {
         let dirty = engine.on_message(&first);
@@ -434,6 +434,49 @@ fn ingest(
         engine.finish();
     });
     (phase, engine.out)
+}
+
+/// Memory against what the windows hold: one window spanning the whole
+/// load, so every event stays buffered; at the end (before the flush) the
+/// process RSS, its growth over the phase, and the Arrow bytes in the panes.
+struct MemoryOutcome {
+    rows: usize,
+    arrow_bytes: usize,
+    rss_before_kb: u64,
+    rss_end_kb: u64,
+    peak_kb: u64,
+}
+
+fn memory(brokers: &str, topic: &str, n: usize, schema: &Arc<RecordSchema>) -> MemoryOutcome {
+    let c = consumer(brokers, topic);
+    let mut engine = EngineLoop::new(schema, WINDOW_MS * 10_000);
+    let first = first_message(&c);
+    reset_peak();
+    let rss_before_kb = status_kb("VmRSS:");
+    let dirty = engine.on_message(&first);
+    engine.after_poll(dirty);
+    while engine.seen < n {
+        let dirty = match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => engine.on_message(&m),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                engine.on_eof(p);
+                true
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => true,
+        };
+        engine.after_poll(dirty);
+    }
+    for d in engine.ing.drain() {
+        engine.sort(d);
+    }
+    MemoryOutcome {
+        rows: engine.windower.buffered_rows(),
+        arrow_bytes: engine.windower.buffered_bytes(),
+        rss_before_kb,
+        rss_end_kb: status_kb("VmRSS:"),
+        peak_kb: status_kb("VmHWM:"),
+    }
 }
 
 fn decode_only(schema: &Arc<RecordSchema>, payloads: &Payloads) -> Phase {
@@ -639,6 +682,20 @@ fn main() {
         median(&raws),
         median(&ingests),
         median(&ingests) / median(&raws)
+    );
+
+    let m = memory(&brokers, &topic, n, &schema);
+    assert_eq!(m.rows, n, "every event buffered in the one open window");
+    let arrow = m.arrow_bytes as f64 / 1024.0;
+    println!(
+        "  memory (one open window holding all {n} events): Arrow {:.1} MiB; RSS {:.1} MiB at the end (peak {:.1}), {:.1} MiB before the phase; peak / Arrow {:.2}, growth / Arrow {:.2}  (target <= 3: {})",
+        arrow / 1024.0,
+        mib(m.rss_end_kb),
+        mib(m.peak_kb),
+        mib(m.rss_before_kb),
+        m.peak_kb as f64 / arrow,
+        m.peak_kb.saturating_sub(m.rss_before_kb) as f64 / arrow,
+        met(m.peak_kb as f64 / arrow <= 3.0)
     );
 
     let deleted = block_on(admin.delete_topics(&[&topic], &AdminOptions::new()));

@@ -277,6 +277,16 @@ impl Windower {
         self.panes.values().map(|p| p.rows).sum()
     }
 
+    /// Memory of the Arrow batches held in panes (what DESIGN.md's memory
+    /// target is measured against).
+    pub fn buffered_bytes(&self) -> usize {
+        self.panes
+            .values()
+            .flat_map(|p| &p.batches)
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+
     /// Panes held in memory.
     pub fn open_panes(&self) -> usize {
         self.panes.len()
