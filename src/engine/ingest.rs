@@ -24,6 +24,9 @@ use crate::window::{PanePiece, PushStats, Windower, split_by_pane};
 
 /// Messages per batch handed to the decode thread.
 pub const BATCH_MESSAGES: usize = 4096;
+/// A batch holding this many payload and key bytes goes to the decode thread
+/// at once: it bounds memory in flight and keeps byte ranges within `u32`.
+const MAX_BATCH_BYTES: usize = 64 << 20;
 /// A batch older than this goes to the decode thread however small, so a
 /// slow but steady source is still windowed promptly.
 const MAX_BATCH_AGE: Duration = Duration::from_millis(100);
@@ -224,8 +227,8 @@ impl Ingest {
         }
     }
 
-    /// Copies a message in; a full batch, or one older than
-    /// [`MAX_BATCH_AGE`], goes to the decode thread (waiting while it already
+    /// Copies a message in; a full batch (messages or bytes), or one older
+    /// than [`MAX_BATCH_AGE`], goes to the decode thread (waiting while it already
     /// has [`IN_FLIGHT`] batches: that is the backpressure from decoding onto
     /// polling). Returns whether a batch was sent.
     pub fn add<M: Message>(&mut self, msg: &M) -> bool {
@@ -234,8 +237,10 @@ impl Ingest {
         if n == 1 {
             self.filling.started = Some(Instant::now());
         }
-        let full = n >= BATCH_MESSAGES;
-        let old = n.is_multiple_of(AGE_CHECK_EVERY)
+        let full = n >= BATCH_MESSAGES || self.filling.bytes.len() >= MAX_BATCH_BYTES;
+        // Every message while the batch is small (a slow source), then every
+        // AGE_CHECK_EVERY-th (a busy one fills the batch long before).
+        let old = (n < AGE_CHECK_EVERY || n.is_multiple_of(AGE_CHECK_EVERY))
             && self
                 .filling
                 .started
@@ -498,6 +503,18 @@ mod tests {
         assert_eq!(rest[0].rows.offset, vec![12]);
         assert!(ing.is_empty());
         assert!(ing.held_offsets().is_empty());
+    }
+
+    #[test]
+    fn a_batch_goes_to_the_worker_once_its_bytes_reach_the_cap() {
+        let mut ing = ingest();
+        assert!(!ing.add(&message(0, 1, payload(1_000))));
+        assert!(ing.add(&message(0, 2, vec![0u8; MAX_BATCH_BYTES])));
+        assert!(ing.awaiting());
+        let d = ing.drain().pop().unwrap();
+        assert_eq!(d.raw.len(), 2);
+        assert_eq!(d.rows.offset, vec![1]);
+        assert_eq!(d.errors.len(), 1, "64 MiB of zeros is not a lab event");
     }
 
     #[test]

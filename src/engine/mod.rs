@@ -476,9 +476,11 @@ pub fn run(
                     let p = msg.partition();
                     if active_run != Some(p) {
                         // A partition marked idle counts for the watermark
-                        // again before its event reaches a window.
+                        // again before its event reaches a window, and is
+                        // seen now, not when its batch is sent.
                         windower.mark_active(p);
                         at_end.remove(&p);
+                        last_seen.insert(p, Instant::now());
                         active_run = Some(p);
                     }
                     dirty = ingest.add(&msg);
@@ -548,6 +550,19 @@ pub fn run(
         if consumer.context().rebalanced.swap(false, Ordering::Relaxed)
             && let Ok(assignment) = consumer.assignment()
         {
+            // Rows of a revoked partition must reach the windower before it
+            // forgets that partition, or they would bring back its clock
+            // with nothing left to mark it idle.
+            for mut d in ingest.drain() {
+                absorb(
+                    &mut d,
+                    &mut windower,
+                    &mut pending,
+                    &mut summary,
+                    &mut ingest,
+                    &lanes,
+                );
+            }
             assigned = assignment
                 .elements_for_topic(&source_topic)
                 .iter()
