@@ -383,6 +383,24 @@ impl EngineLoop {
         self.take(closed);
     }
 
+    /// Polls until `n` messages (counting `first`) were taken in.
+    fn consume(&mut self, c: &BaseConsumer, first: OwnedMessage, n: usize) {
+        let dirty = self.on_message(&first);
+        self.after_poll(dirty);
+        while self.seen < n {
+            let dirty = match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => self.on_message(&m),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    self.on_eof(p);
+                    true
+                }
+                Some(Err(e)) => panic!("consume: {e}"),
+                None => true,
+            };
+            self.after_poll(dirty);
+        }
+    }
+
     fn finish(&mut self) {
         for d in self.ing.drain() {
             self.sort(d);
@@ -417,20 +435,7 @@ fn ingest(
     let mut engine = EngineLoop::new(schema, WINDOW_MS);
     let first = first_message(&c);
     let phase = measure(n, || {
-        let dirty = engine.on_message(&first);
-        engine.after_poll(dirty);
-        while engine.seen < n {
-            let dirty = match c.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => engine.on_message(&m),
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    engine.on_eof(p);
-                    true
-                }
-                Some(Err(e)) => panic!("consume: {e}"),
-                None => true,
-            };
-            engine.after_poll(dirty);
-        }
+        engine.consume(&c, first, n);
         engine.finish();
     });
     (phase, engine.out)
@@ -453,20 +458,7 @@ fn memory(brokers: &str, topic: &str, n: usize, schema: &Arc<RecordSchema>) -> M
     let first = first_message(&c);
     reset_peak();
     let rss_before_kb = status_kb("VmRSS:");
-    let dirty = engine.on_message(&first);
-    engine.after_poll(dirty);
-    while engine.seen < n {
-        let dirty = match c.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => engine.on_message(&m),
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                engine.on_eof(p);
-                true
-            }
-            Some(Err(e)) => panic!("consume: {e}"),
-            None => true,
-        };
-        engine.after_poll(dirty);
-    }
+    engine.consume(&c, first, n);
     for d in engine.ing.drain() {
         engine.sort(d);
     }
