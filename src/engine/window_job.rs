@@ -180,11 +180,16 @@ pub fn process(
     }
 
     // Refit on the window's patient-level training split.
-    let (train_rows, holdout_rows) = split_by_entity(
+    let (mut train_rows, mut holdout_rows) = split_by_entity(
         &ids,
         topo.model.holdout_fraction,
         derive_seed(topo.model.seed, "split", ctx.window_index),
     );
+    // Rows in entity order, not arrival order: partitions interleave
+    // differently on every run, and the fit and the gate's seeded draws
+    // should depend on the window's contents alone (same window, same model).
+    train_rows.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
+    holdout_rows.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
     let train = table.take(&train_rows);
     let holdout = table.take(&holdout_rows);
     let version = ctx
