@@ -488,16 +488,13 @@ pub fn run(
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                     // Its rows still in flight must reach the windower while
                     // the partition still holds the watermark back.
-                    for mut d in ingest.drain() {
-                        absorb(
-                            &mut d,
-                            &mut windower,
-                            &mut pending,
-                            &mut summary,
-                            &mut ingest,
-                            &lanes,
-                        );
-                    }
+                    absorb_all(
+                        &mut ingest,
+                        &mut windower,
+                        &mut pending,
+                        &mut summary,
+                        &lanes,
+                    );
                     windower.mark_idle(p);
                     at_end.insert(p);
                     active_run = None;
@@ -511,16 +508,13 @@ pub fn run(
                     // The poll waited POLL_WAIT for nothing: window what is
                     // buffered rather than wait for a full batch.
                     let since = *quiet_since.get_or_insert_with(|| Instant::now() - POLL_WAIT);
-                    for mut d in ingest.drain() {
-                        absorb(
-                            &mut d,
-                            &mut windower,
-                            &mut pending,
-                            &mut summary,
-                            &mut ingest,
-                            &lanes,
-                        );
-                    }
+                    absorb_all(
+                        &mut ingest,
+                        &mut windower,
+                        &mut pending,
+                        &mut summary,
+                        &lanes,
+                    );
                     let drained =
                         !assigned.is_empty() && assigned.iter().all(|p| at_end.contains(p));
                     if options.idle_exit.is_some_and(|d| {
@@ -553,16 +547,13 @@ pub fn run(
             // Rows of a revoked partition must reach the windower before it
             // forgets that partition, or they would bring back its clock
             // with nothing left to mark it idle.
-            for mut d in ingest.drain() {
-                absorb(
-                    &mut d,
-                    &mut windower,
-                    &mut pending,
-                    &mut summary,
-                    &mut ingest,
-                    &lanes,
-                );
-            }
+            absorb_all(
+                &mut ingest,
+                &mut windower,
+                &mut pending,
+                &mut summary,
+                &lanes,
+            );
             assigned = assignment
                 .elements_for_topic(&source_topic)
                 .iter()
@@ -581,16 +572,13 @@ pub fn run(
             stop = true;
         }
         if stop {
-            for mut d in ingest.drain() {
-                absorb(
-                    &mut d,
-                    &mut windower,
-                    &mut pending,
-                    &mut summary,
-                    &mut ingest,
-                    &lanes,
-                );
-            }
+            absorb_all(
+                &mut ingest,
+                &mut windower,
+                &mut pending,
+                &mut summary,
+                &lanes,
+            );
         }
         let now = Instant::now();
         let sent = ingest.take_sent();
@@ -797,6 +785,20 @@ struct Lanes<'a> {
     name: String,
     /// Per partition, the previous run's read position (see `ResumeState`).
     read_through: BTreeMap<i32, i64>,
+}
+
+/// Sends what is being copied in, waits for every batch in flight and
+/// absorbs them all, oldest first.
+fn absorb_all(
+    ingest: &mut Ingest,
+    windower: &mut Windower,
+    pending: &mut Pending,
+    summary: &mut RunSummary,
+    lanes: &Lanes,
+) {
+    for mut d in ingest.drain() {
+        absorb(&mut d, windower, pending, summary, ingest, lanes);
+    }
 }
 
 /// Windows a decoded batch's rows, routes its late and undecodable messages
