@@ -126,6 +126,11 @@ pub struct ModelRecord {
     pub epsilon: Option<(f64, f64)>,
     pub reference: ReferenceProfile,
     pub model: GeneratorModel,
+    /// How each column was read from a file (`resynth synthesize`), so
+    /// `resynth sample` writes dates as dates; empty for engine models,
+    /// whose output schema says it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_formats: Vec<(String, crate::source::text_values::ColumnFormat)>,
 }
 
 /// Splits rows into (train, holdout) by privacy unit: all rows of one entity
@@ -251,6 +256,7 @@ pub fn fit_model(
         epsilon: model.epsilon(),
         reference,
         model,
+        column_formats: Vec::new(),
     })
 }
 
