@@ -200,7 +200,7 @@ pub fn methodology(d: &RunData, r: &Release) -> Value {
                        .map(|x| x["operator"].clone()).collect::<Vec<_>>()})
         })
         .collect();
-    let upto: Vec<_> = d.entries.iter().filter(|e| e.seq <= r.entry.seq).collect();
+    let upto: Vec<_> = d.entries.iter().filter(|e| e.seq < r.entry.seq).collect();
     let count = |kind: &str| upto.iter().filter(|e| e.kind == kind).count();
     json!({
         "artifact": 2,

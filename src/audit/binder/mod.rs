@@ -446,13 +446,11 @@ pub fn build(
         let n = a["number"].as_u64().unwrap_or(0) as u32;
         a["left_for_a_person"] = json!(left_for_a_person(n));
     }
+    let mut release_summary = r.summary();
+    release_summary["status"] = json!(r.status);
     let mut manifest = json!({
         "format": FORMAT,
-        "release": {
-            let mut s = r.summary();
-            s["status"] = json!(r.status);
-            s
-        },
+        "release": release_summary,
         "generated_at": openlineage::rfc3339(now),
         "generated_at_ms": now,
         "engine_version": env!("CARGO_PKG_VERSION"),
@@ -860,7 +858,10 @@ fn lineage_problems(events: &[Value], r: &Release) -> Vec<String> {
                 ));
             }
         }
-        if let Some(parent) = w["run"]["facets"]["parent"]["run"]["runId"].as_str() {
+        // A later decision (OTHER) is emitted by whichever engine run acts on it.
+        if w["eventType"] != "OTHER"
+            && let Some(parent) = w["run"]["facets"]["parent"]["run"]["runId"].as_str()
+        {
             parents.insert(parent.to_string());
         }
         if w["inputs"][0]["name"] != r.config["kafka"]["source_topic"] {
