@@ -579,8 +579,7 @@ mod binder_support {
         assert!(v.contains("agrees with every anchor"), "{v}");
         let last_batch = entries
             .iter()
-            .filter(|e| e.kind == "batch_published")
-            .last()
+            .rfind(|e| e.kind == "batch_published")
             .unwrap()
             .seq as usize;
         let cut = dir.join("truncated");

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::schema::{FieldKind, RecordSchema};
+use crate::telemetry::LINEAGE_EVENTS;
 
 /// RunEvent schema this module emits against.
 pub const RUN_EVENT_SCHEMA: &str =
@@ -60,9 +61,6 @@ const SCHEMA_FACET_SCHEMA: &str =
     "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet";
 const ASSERTIONS_SCHEMA: &str = "https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet";
 const OUTPUT_STATS_SCHEMA: &str = "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet";
-
-/// Metric: events delivered per `transport` (file, kafka, http) and `result`.
-pub const LINEAGE_EVENTS: &str = "resynth_lineage_events_total";
 
 /// `[lineage]` in the topology: where OpenLineage events go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

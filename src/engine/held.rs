@@ -51,9 +51,8 @@ pub(super) fn pending(log: &AuditLog) -> Result<Option<Value>, EngineError> {
     };
     Ok(entries
         .iter()
-        .filter(|e| e.kind == "release_held" && !settled(&e.data["batch_id"]))
-        .map(|e| e.data.clone())
-        .next_back())
+        .rfind(|e| e.kind == "release_held" && !settled(&e.data["batch_id"]))
+        .map(|e| e.data.clone()))
 }
 
 /// Acts on a decision: publish (pass) or drop (fail). Returns the records

@@ -142,16 +142,20 @@ impl Release {
         let fitted = d
             .entries
             .iter()
-            .filter(|e| e.seq < entry.seq && e.kind == "model_fitted")
-            .filter(|e| e.topology == entry.topology && e.data["version"].as_u64() == model_version)
-            .next_back()
+            .rfind(|e| {
+                e.seq < entry.seq
+                    && e.kind == "model_fitted"
+                    && e.topology == entry.topology
+                    && e.data["version"].as_u64() == model_version
+            })
             .cloned()
             .ok_or_else(|| err("the log has no model_fitted entry for its model"))?;
         let snapshot = d
             .entries
             .iter()
-            .filter(|e| e.seq < entry.seq && e.kind == "config_snapshot" && e.topology == entry.topology)
-            .next_back()
+            .rfind(|e| {
+                e.seq < entry.seq && e.kind == "config_snapshot" && e.topology == entry.topology
+            })
             .ok_or_else(|| {
                 err("the log has no config_snapshot before it: the run predates the binder (run the engine again to produce one)")
             })?;
