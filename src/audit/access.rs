@@ -155,21 +155,26 @@ fn lock_path(audit_dir: &Path) -> PathBuf {
     audit_dir.join("engine.lock")
 }
 
+fn open_lock(audit_dir: &Path) -> Result<(PathBuf, File), AuditError> {
+    let path = lock_path(audit_dir);
+    let io = |source| AuditError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(audit_dir).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    Ok((path, file))
+}
+
 impl EngineLock {
     /// Takes the lock, or says who seems to hold it.
     pub fn acquire(audit_dir: &Path) -> Result<EngineLock, AuditError> {
-        let path = lock_path(audit_dir);
-        let io = |source| AuditError::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(audit_dir).map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        let (path, file) = open_lock(audit_dir)?;
         // A command appending by itself holds the lock for milliseconds:
         // wait for it, but not for another engine.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -186,29 +191,20 @@ impl EngineLock {
                         problem: "held by another process: one engine per audit directory".into(),
                     });
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(AuditError::Io { path, source });
+                }
             }
         }
     }
 
     /// Takes the lock only if it is free (no engine running).
     pub fn try_acquire(audit_dir: &Path) -> Result<Option<EngineLock>, AuditError> {
-        let path = lock_path(audit_dir);
-        let io = |source| AuditError::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(audit_dir).map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        let (path, file) = open_lock(audit_dir)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(EngineLock { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+            Err(std::fs::TryLockError::Error(source)) => Err(AuditError::Io { path, source }),
         }
     }
 }

@@ -59,7 +59,7 @@ pub(super) fn pending(log: &AuditLog) -> Result<Option<Value>, EngineError> {
 /// published (the engine then counts them and restarts drift monitoring).
 pub(super) fn settle(
     decided: Decided,
-    ctx: Context<'_>,
+    ctx: &mut Context<'_>,
     deployed: &mut Option<ModelRecord>,
     pending: &mut Option<Value>,
 ) -> Result<Option<usize>, EngineError> {
@@ -117,7 +117,7 @@ pub(super) fn settle(
             headers: headers.clone(),
         })
         .collect();
-    ctx.recorder.anchor(&mut records, ctx.audit_log);
+    ctx.recorder.anchor(&mut records, &*ctx.audit_log);
     let group = ctx.consumer.group_metadata().ok_or_else(|| {
         EngineError::Consumer(rdkafka::error::KafkaError::Subscription(
             "no consumer group metadata".into(),

@@ -435,29 +435,24 @@ pub fn run(
     info!(topology = %name, brokers, deployed = ?deployed.as_ref().map(|m| m.version), "engine started");
 
     let mut summary = RunSummary::default();
-    for decided in recorder.pending_decisions(&mut audit_log)? {
-        let published = held::settle(
-            decided,
-            held::Context {
-                topology,
-                output_schema: &output_schema,
-                registry: &registry,
-                publisher: &publisher,
-                consumer: &consumer,
-                recorder: &mut recorder,
-                audit_log: &mut audit_log,
-            },
-            &mut deployed,
-            &mut pending_release,
-        )?;
-        if let Some(n) = published {
-            monitor.refitted();
-            last_deployed = Some(std::time::SystemTime::now());
-            summary.batches_published += 1;
-            summary.records_published += n as u64;
-            summary.transactions += 1;
-        }
-    }
+    let decisions = recorder.pending_decisions(&mut audit_log)?;
+    settle_decisions(
+        decisions,
+        held::Context {
+            topology,
+            output_schema: &output_schema,
+            registry: &registry,
+            publisher: &publisher,
+            consumer: &consumer,
+            recorder: &mut recorder,
+            audit_log: &mut audit_log,
+        },
+        &mut deployed,
+        &mut pending_release,
+        &mut monitor,
+        &mut last_deployed,
+        &mut summary,
+    )?;
     let resume = resume_state(
         &consumer,
         &topology.kafka.source_topic,
@@ -821,31 +816,24 @@ pub fn run(
                 dead_letters: records.len(),
             });
         }
-        for decided in recorder.poll_inbox(&mut audit_log, stop)? {
-            let published = held::settle(
-                decided,
-                held::Context {
-                    topology,
-                    output_schema: &output_schema,
-                    registry: &registry,
-                    publisher: &publisher,
-                    consumer: &consumer,
-                    recorder: &mut recorder,
-                    audit_log: &mut audit_log,
-                },
-                &mut deployed,
-                &mut pending_release,
-            )?;
-            if let Some(n) = published {
-                monitor.refitted();
-                last_deployed = Some(std::time::SystemTime::now());
-                summary.batches_published += 1;
-                summary.records_published += n as u64;
-                summary.transactions += 1;
-                counter!(t::BATCHES_PUBLISHED, "topology" => name.clone()).increment(1);
-                counter!(t::RECORDS_PUBLISHED, "topology" => name.clone()).increment(n as u64);
-            }
-        }
+        let decisions = recorder.poll_inbox(&mut audit_log, stop)?;
+        settle_decisions(
+            decisions,
+            held::Context {
+                topology,
+                output_schema: &output_schema,
+                registry: &registry,
+                publisher: &publisher,
+                consumer: &consumer,
+                recorder: &mut recorder,
+                audit_log: &mut audit_log,
+            },
+            &mut deployed,
+            &mut pending_release,
+            &mut monitor,
+            &mut last_deployed,
+            &mut summary,
+        )?;
         if stop {
             break;
         }
@@ -861,6 +849,34 @@ pub fn run(
     info!(topology = %name, events = summary.events_in, windows = summary.windows_closed,
           published = summary.batches_published, "engine stopped");
     Ok(summary)
+}
+
+/// Acts on decisions about held releases; a published one deploys its
+/// model and restarts drift monitoring, as a refit does.
+#[allow(clippy::too_many_arguments)]
+fn settle_decisions(
+    decisions: Vec<crate::audit::recorder::Decided>,
+    mut ctx: held::Context<'_>,
+    deployed: &mut Option<ModelRecord>,
+    pending_release: &mut Option<serde_json::Value>,
+    monitor: &mut DriftMonitor,
+    last_deployed: &mut Option<std::time::SystemTime>,
+    summary: &mut RunSummary,
+) -> Result<(), EngineError> {
+    let name = ctx.topology.name.clone();
+    for decided in decisions {
+        let Some(n) = held::settle(decided, &mut ctx, deployed, pending_release)? else {
+            continue;
+        };
+        monitor.refitted();
+        *last_deployed = Some(std::time::SystemTime::now());
+        summary.batches_published += 1;
+        summary.records_published += n as u64;
+        summary.transactions += 1;
+        counter!(t::BATCHES_PUBLISHED, "topology" => name.clone()).increment(1);
+        counter!(t::RECORDS_PUBLISHED, "topology" => name.clone()).increment(n as u64);
+    }
+    Ok(())
 }
 
 /// What routing a message elsewhere needs besides the message.
