@@ -890,10 +890,20 @@ fn held_release_waits_for_a_signed_approval_across_restarts() {
         .filter(|e| e.kind == "release_held")
         .collect();
     assert_eq!(held.len(), 1, "one release held");
-    assert!(
-        entries.iter().any(|e| e.kind == "refit_deferred"),
+    // No other fit while it waits: every later window is deferred (the held
+    // window's own source_read also comes after its release_held entry).
+    let after = |kind: &str| {
+        entries
+            .iter()
+            .filter(|e| e.kind == kind && e.seq > held[0].seq)
+            .count()
+    };
+    assert_eq!(
+        after("model_fitted"),
+        0,
         "no other fit while a release waits"
     );
+    assert_eq!(after("refit_deferred"), after("source_read") - 1);
     let batch = held[0].data["batch_id"].as_str().unwrap().to_string();
     // Offsets were committed meanwhile: the source is not re-read.
     assert_eq!(
