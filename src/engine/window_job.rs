@@ -639,6 +639,7 @@ mod tests {
             threshold: 0.1,
             effect_limit: 0.1,
             noise_allowance: None,
+            interval: None,
             noise_floor: None,
             passed,
             explanation: String::new(),

@@ -38,8 +38,19 @@ fn results<'a>(report: &'a Value, keep: impl Fn(&str) -> bool + 'a) -> Vec<&'a V
 
 fn measure(r: &Value) -> Value {
     json!({"operator": r["operator"], "columns": r["columns"], "value": r["statistic"],
-           "threshold": r["threshold"], "holdout_noise_floor": r["noise_floor"],
+           "interval_95": r["interval"], "threshold": r["threshold"],
+           "effect_limit": r["effect_limit"], "noise_allowance": r["noise_allowance"],
+           "holdout_noise_floor": r["noise_floor"],
            "passed": r["passed"], "how_measured": r["explanation"]})
+}
+
+/// The upper end of a measure's 95 % interval, or its value when it has
+/// none: the residual risk a reviewer should assume.
+fn upper_bound(m: &Value) -> f64 {
+    m["interval_95"][1]
+        .as_f64()
+        .or_else(|| m["value"].as_f64())
+        .unwrap_or(0.0)
 }
 
 /// What each privacy operator assumes of the attacker.
@@ -94,13 +105,8 @@ pub fn expert_determination(d: &RunData, r: &Release, generated_at_ms: i64) -> V
             let op = m["operator"].as_str().unwrap_or("");
             op.starts_with("mia_") || (op.ends_with("_risk") && op != "k_anonymity_risk")
         })
-        .max_by(|a, b| {
-            a["value"]
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&b["value"].as_f64().unwrap_or(0.0))
-        })
-        .map(|m| json!({"operator": m["operator"], "columns": m["columns"], "upper_bound": m["value"], "threshold": m["threshold"]}));
+        .max_by(|a, b| upper_bound(a).total_cmp(&upper_bound(b)))
+        .map(|m| json!({"operator": m["operator"], "columns": m["columns"], "value": m["value"], "upper_bound": upper_bound(m), "threshold": m["threshold"]}));
     let k = &report["evidence"]["k_anonymity"];
     let passed = measures.iter().all(|m| m["passed"] == true);
     let recipient = r.config["audit"]["recipient"].as_str().unwrap_or("partner");
