@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use resynth::gate::{GateReport, evaluate};
+use resynth::gate::{GateReport, Units, evaluate_in_units};
 use resynth::source::files::{ValidateSpec, read_one};
 use resynth::table::{Column, ColumnValues, NULL_CODE, Table};
 use serde::Serialize;
@@ -435,6 +435,13 @@ fn main() {
         .block_on(read_one(&args.dir.join("table.csv"), &read_spec))
         .expect("table.csv");
     let groups = units(&table, entity);
+    let mut unit_of_row = vec![0u32; table.n_rows()];
+    for (u, rows) in groups.iter().enumerate() {
+        for &r in rows {
+            unit_of_row[r] = u as u32;
+        }
+    }
+    let unit_codes = |rows: &[usize]| rows.iter().map(|&r| unit_of_row[r]).collect::<Vec<u32>>();
     let table = without(&table, entity);
     let sizes = args.sizes.clone().unwrap_or_else(|| cal.sizes.clone());
     let name = args
@@ -484,12 +491,20 @@ fn main() {
                 if !matches!(kind.as_str(), "fresh" | "bootstrap") && run >= bad_runs {
                     continue;
                 }
+                // The batch's privacy units where its rows are real
+                // patients' rows (fresh; bootstrap, where a row drawn twice
+                // is one patient twice); other kinds' rows are their own.
+                let mut s_units = None;
                 let s = match kind.as_str() {
-                    "fresh" => Some(f.clone()),
+                    "fresh" => {
+                        s_units = Some(unit_codes(&f_rows));
+                        Some(f.clone())
+                    }
                     "bootstrap" => {
                         let rows: Vec<usize> = (0..n)
                             .map(|_| unseen[rng.random_range(0..unseen.len())])
                             .collect();
+                        s_units = Some(unit_codes(&rows));
                         Some(table.take(&rows))
                     }
                     "copy5" => Some(with_copies(&f, &r, 0.05, &mut rng)),
@@ -504,17 +519,21 @@ fn main() {
                 };
                 let Some(s) = s else { continue };
                 let t = std::time::Instant::now();
-                let report = evaluate(&r, &h, &s, &spec.gate, &spec.roles, run as u64 ^ args.seed)
-                    .expect("gate");
-                if std::env::var_os("GAPS").is_some() && kind == "fresh" {
-                    for x in report
-                        .results
-                        .iter()
-                        .filter(|x| x.operator == "utility_auroc_gap")
-                    {
-                        println!("    gap {:.4} allow {:?}", x.statistic, x.noise_allowance);
-                    }
-                }
+                let units = Units {
+                    train: Some(unit_codes(&r_rows)),
+                    holdout: Some(unit_codes(&h_rows)),
+                    synthetic: s_units,
+                };
+                let report = evaluate_in_units(
+                    &r,
+                    &h,
+                    &s,
+                    &units,
+                    &spec.gate,
+                    &spec.roles,
+                    run as u64 ^ args.seed,
+                )
+                .expect("gate");
                 if std::env::var_os("EXPLAIN").is_some() && kind == "fresh" {
                     for f in report.failures() {
                         println!("    run {run} {}: {}", f.operator, f.explanation);

@@ -578,10 +578,11 @@ fn validate(
         );
     }
     let started = std::time::Instant::now();
-    let report = resynth::gate::evaluate(
+    let report = resynth::gate::evaluate_in_units(
         &tables.train,
         &tables.holdout,
         &tables.synthetic,
+        &tables.units,
         &spec.gate,
         &spec.roles,
         spec.seed.unwrap_or(0),

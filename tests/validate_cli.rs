@@ -252,6 +252,19 @@ fn input_errors_exit_2_and_name_the_problem() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("\"postcode\""), "{}", text(&out));
 
+    // An entity column (the privacy unit) that the training file lacks.
+    std::fs::write(&roles, "entity = \"mrn\"\n").unwrap();
+    let out = validate_with(&f, &synthetic, &roles, None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("entity: \"mrn\""), "{}", text(&out));
+    // The patient id as the entity: read, dropped like an id; one row per
+    // patient here, so the verdict is the one without it (a pass).
+    let full = std::fs::read_to_string(ROLES).unwrap();
+    std::fs::write(&roles, format!("entity = \"patient_id\"\n{full}")).unwrap();
+    let fresh = write_csv(&f.root, "fresh.csv", &patients(2000, 3, 50_000));
+    let out = validate_with(&f, &fresh, &roles, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
     std::fs::write(&roles, "[gate]\nks_max = 3.0\ntv_max = -1\n").unwrap();
     let out = validate_with(&f, &synthetic, &roles, None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

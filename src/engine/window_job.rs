@@ -203,6 +203,14 @@ pub fn process(
     holdout_rows.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
     let train = table.take(&train_rows);
     let holdout = table.take(&holdout_rows);
+    // The gate's noise is that of a sample of patients: a window whose SQL
+    // keeps several rows per patient says so here (`gate::Units`).
+    let units_of = |rows: &[usize]| gate::Units::codes(rows.iter().map(|&r| ids[r].as_deref()));
+    let units = gate::Units {
+        train: Some(units_of(&train_rows)),
+        holdout: Some(units_of(&holdout_rows)),
+        synthetic: None,
+    };
     let version = ctx
         .registry
         .latest_version()
@@ -320,6 +328,7 @@ pub fn process(
             &train,
             &holdout,
             &synthetic,
+            &units,
             &topo.gate,
             &topo.roles,
             sample_seed,

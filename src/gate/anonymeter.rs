@@ -85,6 +85,7 @@ use super::calibration::{Allowance, null_se};
 use super::config::GateConfig;
 use super::report::{OperatorResult, operator};
 use super::roles::Roles;
+use super::units::{self, Units};
 use super::{GateError, result};
 use crate::stats::{
     GowerSpace, Neighbours, equivalence_classes, k_nearest_gower, quantile_sorted, sorted_finite,
@@ -158,6 +159,7 @@ pub(crate) fn anonymeter(
     synthetic: &Table,
     roles: &Roles,
     config: &GateConfig,
+    units: &Units,
     seed: u64,
 ) -> Result<Vec<(OperatorResult, Allowance)>, GateError> {
     let qis = &roles.quasi_identifiers;
@@ -175,8 +177,12 @@ pub(crate) fn anonymeter(
     perm.shuffle(&mut rng);
     let s_qi = select(synthetic, qis)?.take(&perm);
     let n_attacks = config.anonymeter_n_attacks;
-    let targets = pick(train, n_attacks, &mut rng);
-    let controls = pick(holdout, n_attacks, &mut rng);
+    // One target per patient (`gate::units`): a patient's several rows
+    // would otherwise count as several independent attacks.
+    let train_units = units::one_per_unit(&mut rng, units.train.as_deref(), train.n_rows());
+    let holdout_units = units::one_per_unit(&mut rng, units.holdout.as_deref(), holdout.n_rows());
+    let targets = pick(train, &train_units, n_attacks, &mut rng);
+    let controls = pick(holdout, &holdout_units, n_attacks, &mut rng);
 
     out.push(linkability(
         synthetic, &targets, &controls, qis, config, &mut rng,
@@ -309,9 +315,12 @@ fn select(table: &Table, names: &[String]) -> Result<Table, GateError> {
         .map(Table::new)
 }
 
-/// Up to `n` rows of `table` drawn without replacement.
-fn pick(table: &Table, n: usize, rng: &mut StdRng) -> Table {
-    let mut rows = sample(rng, table.n_rows(), n.min(table.n_rows())).into_vec();
+/// Up to `n` of the `candidates` rows of `table`, drawn without replacement.
+fn pick(table: &Table, candidates: &[usize], n: usize, rng: &mut StdRng) -> Table {
+    let mut rows: Vec<usize> = sample(rng, candidates.len(), n.min(candidates.len()))
+        .into_iter()
+        .map(|i| candidates[i])
+        .collect();
     rows.sort_unstable();
     table.take(&rows)
 }
@@ -627,7 +636,13 @@ fn singling_out(
     // Equal sizes so "matches exactly one" is as likely in R as in H by
     // chance (Anonymeter corrects with a fitted model instead).
     let size = train.n_rows().min(holdout.n_rows());
-    let (r, h) = (pick(train, size, rng), pick(holdout, size, rng));
+    // Rows, not patients: a patient's rows that share their
+    // quasi-identifiers are one class either way, in R as in H.
+    let every = |t: &Table| (0..t.n_rows()).collect::<Vec<usize>>();
+    let (r, h) = (
+        pick(train, &every(train), size, rng),
+        pick(holdout, &every(holdout), size, rng),
+    );
     let [s_tuples, r_tuples, h_tuples] = distinct_tuples([synthetic, &r, &h], qis)?;
     let (s_view, s_n) = (&s_tuples.columns, s_tuples.n_rows);
     let medians: Vec<Option<f64>> = s_view

@@ -51,6 +51,7 @@ use rand::{Rng, SeedableRng};
 use super::calibration::Allowance;
 use super::config::GateConfig;
 use super::report::{OperatorResult, operator};
+use super::units::{self, Units};
 use super::{GateError, result};
 use crate::stats::{GowerSpace, k_nearest_gower, nearest_gower_distances, quantile_sorted};
 use crate::table::Table;
@@ -76,15 +77,29 @@ pub(crate) fn membership(
     holdout: &Table,
     synthetic: &Table,
     config: &GateConfig,
+    units: &Units,
     seed: u64,
 ) -> Result<Vec<(OperatorResult, Allowance)>, GateError> {
     let mut rng = StdRng::seed_from_u64(seed ^ SEED_SALT);
-    let n = train
-        .n_rows()
-        .min(holdout.n_rows())
+    // Each patient counts once: members and non-members are one record per
+    // privacy unit, and so is the holdout's density reference, so a
+    // non-member's own other rows never stand in as its neighbours (which
+    // made fresh patients of a one-row-per-test table look like
+    // non-members: `gate::units`).
+    let train_units = units::one_per_unit(&mut rng, units.train.as_deref(), train.n_rows());
+    let holdout_units = units::one_per_unit(&mut rng, units.holdout.as_deref(), holdout.n_rows());
+    let n = train_units
+        .len()
+        .min(holdout_units.len())
         .min(config.mia_max_records);
-    let member_rows = sorted_sample(&mut rng, train.n_rows(), n);
-    let non_member_rows = sorted_sample(&mut rng, holdout.n_rows(), n);
+    let member_rows: Vec<usize> = sorted_sample(&mut rng, train_units.len(), n)
+        .into_iter()
+        .map(|i| train_units[i])
+        .collect();
+    let non_member_rows: Vec<usize> = sorted_sample(&mut rng, holdout_units.len(), n)
+        .into_iter()
+        .map(|i| holdout_units[i])
+        .collect();
     let (members, non_members) = (train.take(&member_rows), holdout.take(&non_member_rows));
 
     let mut space = GowerSpace::fit(train)?;
@@ -125,7 +140,9 @@ pub(crate) fn membership(
     for &row in &non_member_rows {
         in_reference[row] = true;
     }
-    let others: Vec<usize> = (0..holdout.n_rows())
+    let others: Vec<usize> = holdout_units
+        .iter()
+        .copied()
         .filter(|&r| !in_reference[r])
         .collect();
     let extra = size.saturating_sub(n).min(others.len());

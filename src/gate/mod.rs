@@ -67,12 +67,14 @@ mod roles;
 mod subgroups;
 #[cfg(test)]
 mod tests;
+mod units;
 mod utility;
 
 pub use aggregate::{ColumnScore, DcrOverfittingProtection, PairScore, QualityScores};
 pub use config::GateConfig;
 pub use report::{GateReport, OperatorResult, operator};
 pub use roles::{Conditional, Roles, Subgroup, Target};
+pub use units::Units;
 pub use utility::auroc;
 
 use crate::stats::StatsError;
@@ -168,7 +170,31 @@ pub fn evaluate(
     roles: &Roles,
     seed: u64,
 ) -> Result<GateReport, GateError> {
-    run(train, holdout, synthetic, config, roles, seed, false)
+    run(
+        train,
+        holdout,
+        synthetic,
+        config,
+        roles,
+        &Units::default(),
+        seed,
+        false,
+    )
+}
+
+/// [`evaluate`] for tables where a privacy unit (patient) may own several
+/// rows: `units` says which, so the noise allowances are those of a sample
+/// of patients (see [`Units`]).
+pub fn evaluate_in_units(
+    train: &Table,
+    holdout: &Table,
+    synthetic: &Table,
+    units: &Units,
+    config: &GateConfig,
+    roles: &Roles,
+    seed: u64,
+) -> Result<GateReport, GateError> {
+    run(train, holdout, synthetic, config, roles, units, seed, false)
 }
 
 /// The engine's two gates: fidelity and utility first; privacy only for a
@@ -180,11 +206,12 @@ pub fn evaluate_staged(
     train: &Table,
     holdout: &Table,
     synthetic: &Table,
+    units: &Units,
     config: &GateConfig,
     roles: &Roles,
     seed: u64,
 ) -> Result<GateReport, GateError> {
-    run(train, holdout, synthetic, config, roles, seed, true)
+    run(train, holdout, synthetic, config, roles, units, seed, true)
 }
 
 /// Operator name of the reported result that says the privacy gate was
@@ -197,6 +224,7 @@ fn run(
     synthetic: &Table,
     config: &GateConfig,
     roles: &Roles,
+    units: &Units,
     seed: u64,
     staged: bool,
 ) -> Result<GateReport, GateError> {
@@ -212,7 +240,7 @@ fn run(
         return Err(GateError::InvalidRoles { problems });
     }
     let (mut results, mut reported) =
-        fidelity_family(train, synthetic, &columns, roles, config, seed)?;
+        fidelity_family(train, synthetic, &columns, roles, config, units, seed)?;
     let (gated, mut skipped) = utility::utility(&columns, roles, config, seed);
     results.extend(calibration::calibrate_split(
         gated,
@@ -237,13 +265,13 @@ fn run(
     let aggregates = aggregates.with_dcr_overfitting(train, holdout, synthetic, config, seed)?;
     let mut private = privacy::privacy(train, holdout, synthetic, config, seed)?;
     private.extend(membership::membership(
-        train, holdout, synthetic, config, seed,
+        train, holdout, synthetic, config, units, seed,
     )?);
     private.extend(anonymity::anonymity(
         train, holdout, synthetic, roles, config,
     )?);
     private.extend(anonymeter::anonymeter(
-        train, holdout, synthetic, roles, config, seed,
+        train, holdout, synthetic, roles, config, units, seed,
     )?);
     results.extend(calibration::calibrate_split(
         private,
@@ -263,11 +291,12 @@ fn fidelity_family(
     columns: &[input::ColumnTriple<'_>],
     roles: &Roles,
     config: &GateConfig,
+    units: &Units,
     seed: u64,
 ) -> Result<(Vec<OperatorResult>, Vec<OperatorResult>), GateError> {
     let (keyed, reported) = null::keyed_results(columns, roles, config);
     let keys: Vec<String> = keyed.iter().map(|(_, k)| k.clone()).collect();
-    let null = null::fidelity_null(train, synthetic, &keys, roles, config, seed)?;
+    let null = null::fidelity_null(train, synthetic, &keys, roles, config, units, seed)?;
     let alpha = config.false_fail_rate * calibration::FIDELITY_SHARE;
     let allowances = calibration::max_t_allowances(&null.values, alpha);
     let how = format!(

@@ -39,6 +39,7 @@ use super::input::{self, ColumnTriple};
 use super::parallel::parallel_map;
 use super::report::OperatorResult;
 use super::roles::Roles;
+use super::units::{self, Units};
 use super::{GateError, conditional, contingency, fidelity, subgroups};
 use crate::table::{Column, ColumnValues, NULL_CODE, Table};
 
@@ -97,11 +98,26 @@ pub(crate) fn fidelity_null(
     keys: &[String],
     roles: &Roles,
     config: &GateConfig,
+    units: &Units,
     seed: u64,
 ) -> Result<FidelityNull, GateError> {
     let pool = concat(train, synthetic);
     let n_pool = pool.n_rows();
     let (n_r, n_s) = (train.n_rows(), synthetic.n_rows());
+    // With privacy units, replicates move whole patients (`units`); the
+    // batch's own rows are grouped by its units when it has them.
+    let pool_groups = (units.train.is_some() || units.synthetic.is_some())
+        .then(|| {
+            let mut g = units::groups(units.train.as_deref(), n_r);
+            g.extend(
+                units::groups(units.synthetic.as_deref(), n_s)
+                    .into_iter()
+                    .map(|rows| rows.into_iter().map(|r| r + n_r).collect()),
+            );
+            g
+        })
+        // All units of one row: the plain row split (same draws as without units).
+        .filter(|g| g.iter().any(|rows| rows.len() > 1));
     let (m_r, m_s) = (n_r.min(NULL_MAX_ROWS), n_s.min(NULL_MAX_ROWS));
     let scale = if (m_r, m_s) == (n_r, n_s) {
         1.0
@@ -127,7 +143,10 @@ pub(crate) fn fidelity_null(
         let mut rng = StdRng::seed_from_u64(
             seed ^ SEED_SALT ^ (b.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         );
-        let (rows_r, rows_s) = split(&mut rng, n_pool, m_r, m_s);
+        let (rows_r, rows_s) = match &pool_groups {
+            Some(g) => units::split_groups(&mut rng, g, m_r, m_s),
+            None => split(&mut rng, n_pool, m_r, m_s),
+        };
         let r_star = pool.take(&rows_r);
         let s_star = pool.take(&rows_s);
         // The floor is not needed in a replicate: a one-row holdout keeps

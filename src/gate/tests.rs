@@ -826,7 +826,16 @@ fn staged_gate_skips_privacy_only_after_a_fidelity_failure() {
     let (r, h, s) = trio(1500, shift);
     let config = GateConfig::default();
     let full = evaluate(&r, &h, &s, &config, &Roles::default(), 42).unwrap();
-    let staged = evaluate_staged(&r, &h, &s, &config, &Roles::default(), 42).unwrap();
+    let staged = evaluate_staged(
+        &r,
+        &h,
+        &s,
+        &Units::default(),
+        &config,
+        &Roles::default(),
+        42,
+    )
+    .unwrap();
     assert!(!full.passed && !staged.passed);
     assert_eq!(count(&full, operator::DCR_SHARE), 1);
     assert_eq!(count(&staged, operator::DCR_SHARE), 0);
@@ -851,7 +860,16 @@ fn staged_gate_skips_privacy_only_after_a_fidelity_failure() {
 
     // A faithful batch goes through both gates.
     let (r, h, s) = trio(1500, Distortion::default());
-    let staged = evaluate_staged(&r, &h, &s, &config, &Roles::default(), 42).unwrap();
+    let staged = evaluate_staged(
+        &r,
+        &h,
+        &s,
+        &Units::default(),
+        &config,
+        &Roles::default(),
+        42,
+    )
+    .unwrap();
     assert_eq!(count(&staged, operator::DCR_SHARE), 1);
     assert!(
         !staged
@@ -859,4 +877,49 @@ fn staged_gate_skips_privacy_only_after_a_fidelity_failure() {
             .iter()
             .any(|x| x.operator == PRIVACY_SKIPPED)
     );
+}
+
+/// Rows of `patients` people, `per` rows each, every row of a person a copy
+/// of that person's row in `population` (as a one-row-per-test table repeats
+/// a patient's age and sex), with unit codes.
+fn clustered(patients: usize, per: usize, seed: u64) -> (Table, Vec<u32>) {
+    let people = population(patients, seed, Distortion::default());
+    let rows: Vec<usize> = (0..patients * per).map(|r| r / per).collect();
+    let units = rows.iter().map(|&p| p as u32).collect();
+    (people.take(&rows), units)
+}
+
+/// With several rows per patient, two samples of patients differ more than
+/// two samples of rows: the fidelity allowances computed in units are
+/// larger than the same allowances computed as if every row were a person,
+/// by about √(rows per patient) for a statistic whose noise is binomial.
+#[test]
+fn units_widen_the_fidelity_noise_to_that_of_patients() {
+    let (r, ru) = clustered(150, 4, 1);
+    let (h, hu) = clustered(150, 4, 2);
+    let (s, su) = clustered(150, 4, 3);
+    let config = GateConfig::default();
+    let roles = Roles::default();
+    let rows = evaluate(&r, &h, &s, &config, &roles, 5).unwrap();
+    let units = Units {
+        train: Some(ru),
+        holdout: Some(hu),
+        synthetic: Some(su),
+    };
+    let patients = evaluate_in_units(&r, &h, &s, &units, &config, &roles, 5).unwrap();
+    let allowance = |report: &GateReport, op: &str, col: &str| {
+        report
+            .results
+            .iter()
+            .find(|x| x.operator == op && x.columns == [col])
+            .and_then(|x| x.noise_allowance)
+            .unwrap()
+    };
+    for (op, col) in [("total_variation", "sex"), ("ks", "age")] {
+        let (a_rows, a_units) = (allowance(&rows, op, col), allowance(&patients, op, col));
+        assert!(
+            a_units > 1.5 * a_rows,
+            "{op}[{col}]: {a_units} in units vs {a_rows} in rows"
+        );
+    }
 }

@@ -33,7 +33,7 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, Ses
 use serde::{Deserialize, Serialize};
 
 use super::text_values::{ColumnFormat, canonical_label, is_missing};
-use crate::gate::{GateConfig, Roles};
+use crate::gate::{GateConfig, Roles, Units};
 use crate::generate::copula::CopulaConfig;
 use crate::table::{Column, Table};
 
@@ -45,6 +45,13 @@ pub struct ValidateSpec {
     /// Identifier columns (patient id, MRN): dropped before scoring, since
     /// fresh ids never match and must not be compared.
     pub id_columns: Vec<String>,
+    /// The privacy unit's column (the patient id) when a patient may own
+    /// several rows (one row per test or visit). The gate's noise
+    /// allowances are then those of a sample of patients, not of rows
+    /// (`gate::Units`); the column is dropped like an id column. A file
+    /// without it (a synthetic file without ids) counts each row as a
+    /// patient. None = every row is its own patient.
+    pub entity: Option<String>,
     /// Columns read as categories even if they look numeric (zip3, codes).
     pub categorical: Vec<String>,
     /// Column roles, as in a topology's `[roles]`.
@@ -111,7 +118,12 @@ impl ValidateSpec {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let spec: ValidateSpec = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let mut spec: ValidateSpec = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        if let Some(e) = &spec.entity
+            && !spec.id_columns.contains(e)
+        {
+            spec.id_columns.push(e.clone());
+        }
         let problems = spec.gate.validate();
         if !problems.is_empty() {
             return Err(err(problems.join("; ")));
@@ -143,6 +155,9 @@ pub struct ValidationTables {
     pub holdout: Table,
     pub synthetic: Table,
     pub formats: Vec<(String, ColumnFormat)>,
+    /// Each table's privacy units, from the `entity` column where the file
+    /// has it.
+    pub units: Units,
 }
 
 fn is_parquet(path: &Path) -> bool {
@@ -327,12 +342,17 @@ async fn read_table(
     path: &Path,
     formats: Option<&[(String, ColumnFormat)]>,
     spec: &ValidateSpec,
-) -> Result<(Vec<(String, ColumnFormat)>, Table), FileError> {
+) -> Result<(Vec<(String, ColumnFormat)>, Table, Option<Vec<u32>>), FileError> {
     let text: TextColumns = read_text(ctx, path)
         .await?
         .into_iter()
         .filter(|(name, _)| !is_row_index(name))
         .collect();
+    let units = spec.entity.as_ref().and_then(|e| {
+        text.iter()
+            .find(|(name, _)| name == e)
+            .map(|(_, values)| Units::codes(values.iter().map(|v| v.as_deref())))
+    });
     let formats = match formats {
         Some(f) => {
             if let Some((extra, _)) = text.iter().find(|(name, _)| {
@@ -348,7 +368,7 @@ async fn read_table(
         None => infer_formats(&text, spec),
     };
     let table = to_table(path, text, &formats)?;
-    Ok((formats, table))
+    Ok((formats, table, units))
 }
 
 /// A DataFusion context that reads a file in one partition, in file order.
@@ -372,14 +392,27 @@ pub async fn read_tables(
     spec: &ValidateSpec,
 ) -> Result<ValidationTables, FileError> {
     let ctx = in_order();
-    let (formats, train_t) = read_table(&ctx, train, None, spec).await?;
-    let (_, holdout_t) = read_table(&ctx, holdout, Some(&formats), spec).await?;
-    let (_, synthetic_t) = read_table(&ctx, synthetic, Some(&formats), spec).await?;
+    let (formats, train_t, train_u) = read_table(&ctx, train, None, spec).await?;
+    if let Some(e) = &spec.entity
+        && train_u.is_none()
+    {
+        return Err(FileError::Spec {
+            path: train.to_path_buf(),
+            message: format!("entity: {e:?} is not a column of the training file"),
+        });
+    }
+    let (_, holdout_t, holdout_u) = read_table(&ctx, holdout, Some(&formats), spec).await?;
+    let (_, synthetic_t, synthetic_u) = read_table(&ctx, synthetic, Some(&formats), spec).await?;
     Ok(ValidationTables {
         train: train_t,
         holdout: holdout_t,
         synthetic: synthetic_t,
         formats,
+        units: Units {
+            train: train_u,
+            holdout: holdout_u,
+            synthetic: synthetic_u,
+        },
     })
 }
 
@@ -390,6 +423,6 @@ pub async fn read_one(
     spec: &ValidateSpec,
 ) -> Result<(Table, Vec<(String, ColumnFormat)>), FileError> {
     let ctx = in_order();
-    let (formats, table) = read_table(&ctx, path, None, spec).await?;
+    let (formats, table, _) = read_table(&ctx, path, None, spec).await?;
     Ok((table, formats))
 }

@@ -8,7 +8,9 @@
 # Environment:
 #   RUNS     runs per size and batch kind (default 100)
 #   PYTHON   interpreter for the venv (default python3)
-# Output: target/calibration/<table>/result.json and the printed tables.
+# Output: target/calibration/<table>/{out.txt,result.json}, then the README's
+# three tables (false fails, power, what a window can prove) from
+# tools/calibration/summarise.py.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -28,5 +30,6 @@ tables=("$@")
 [[ ${#tables[@]} -gt 0 ]] || tables=(opt medpar flchain nafld1 covid_testing nafld2)
 for t in "${tables[@]}"; do
     target/release/examples/gate_calibration "$out/$t" --runs "${RUNS:-100}" \
-        --json "$out/$t/result.json"
+        --json "$out/$t/result.json" | tee "$out/$t/out.txt"
 done
+"$venv/bin/python" tools/calibration/summarise.py "$out" "${tables[@]}"
