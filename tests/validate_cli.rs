@@ -305,7 +305,7 @@ fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
     let base = std::fs::read_to_string(ROLES).unwrap();
     std::fs::write(
         &roles,
-        format!("{base}\n[generator.copula]\nquantile_knots = 26\n"),
+        format!("{base}\n[generator]\nfamily = \"gaussian_copula\"\n[generator.copula]\nquantile_knots = 26\n"),
     )
     .unwrap();
     let out = f.root.join("synthetic.csv");

@@ -53,6 +53,7 @@ mod codes;
 mod conditional;
 mod config;
 mod contingency;
+mod detection;
 mod fidelity;
 mod input;
 mod membership;
@@ -68,6 +69,7 @@ mod utility;
 
 pub use aggregate::{ColumnScore, DcrOverfittingProtection, PairScore, QualityScores};
 pub use config::GateConfig;
+pub use detection::detection_auc;
 pub use report::{GateReport, OperatorResult, operator};
 pub use roles::{Conditional, Roles, Subgroup, Target};
 pub use utility::auroc;
@@ -217,6 +219,7 @@ fn run(
     let (gated, mut skipped) = utility::utility(&columns, roles, config, seed);
     results.extend(gated);
     reported.append(&mut skipped);
+    reported.push(detection::detection(train, holdout, synthetic, seed));
     let aggregates = aggregate::quality_scores(&columns);
     if staged && results.iter().any(|r| !r.passed) {
         reported.push(result(

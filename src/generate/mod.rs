@@ -6,6 +6,8 @@
 //! (window bounds, source offsets, row and patient counts), so any published
 //! batch can be traced to — and re-sampled from — exactly one model version.
 
+pub mod auto;
+pub mod cart;
 pub mod cohort;
 pub mod copula;
 pub mod ledger;
@@ -21,6 +23,7 @@ use crate::table::Table;
 pub use registry::{ModelRegistry, RegistryError};
 
 /// Name of the generator family, as it appears in lineage headers.
+pub use cart::GENERATOR_NAME as CART;
 pub use copula::GENERATOR_NAME as GAUSSIAN_COPULA;
 pub use privbayes::GENERATOR_NAME as PRIVBAYES;
 
@@ -28,8 +31,15 @@ pub use privbayes::GENERATOR_NAME as PRIVBAYES;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum GeneratorKind {
-    /// Gaussian copula: high fidelity, not differentially private.
+    /// Sequential CART synthesis with structure rules: the best measured on
+    /// real tables (README, "Choosing a generator"); not differentially private.
     #[default]
+    Cart,
+    /// Fit CART and the copula on an inner split of the training rows, gate
+    /// each there, deploy the best that passes (see [`auto`]).
+    Auto,
+    /// Gaussian copula: fast, keeps marginals and pairwise correlation; not
+    /// differentially private.
     GaussianCopula,
     /// PrivBayes: ε-differentially private Bayesian network over a declared domain.
     Privbayes,
@@ -40,6 +50,8 @@ pub enum GeneratorKind {
 #[serde(tag = "family", content = "model", rename_all = "snake_case")]
 pub enum GeneratorModel {
     GaussianCopula(copula::CopulaModel),
+    /// Sequential CART synthesis with structure rules.
+    Cart(cart::CartModel),
     /// One copula per stratum of a declared column (`model.stratify_by`).
     StratifiedCopula(stratified::StratifiedCopula),
     Privbayes(privbayes::PrivBayesModel),
@@ -49,6 +61,7 @@ impl GeneratorModel {
     pub fn sample(&self, n: usize, seed: u64) -> Table {
         match self {
             GeneratorModel::GaussianCopula(m) => m.sample(n, seed),
+            GeneratorModel::Cart(m) => m.sample(n, seed),
             GeneratorModel::StratifiedCopula(m) => m.sample(n, seed),
             GeneratorModel::Privbayes(m) => m.sample(n, seed),
         }
@@ -64,6 +77,7 @@ impl GeneratorModel {
     ) -> Result<Table, cohort::CohortError> {
         match self {
             GeneratorModel::GaussianCopula(m) => m.sample_cohort(n, seed, cohort),
+            GeneratorModel::Cart(m) => m.sample_cohort(n, seed, cohort),
             GeneratorModel::StratifiedCopula(m) => m.sample_cohort(n, seed, cohort),
             GeneratorModel::Privbayes(m) => m.sample_cohort(n, seed, cohort),
         }
@@ -72,6 +86,7 @@ impl GeneratorModel {
     pub fn content_sha256(&self) -> String {
         match self {
             GeneratorModel::GaussianCopula(m) => m.content_sha256(),
+            GeneratorModel::Cart(m) => m.content_sha256(),
             GeneratorModel::StratifiedCopula(m) => m.content_sha256(),
             GeneratorModel::Privbayes(m) => m.content_sha256(),
         }
@@ -80,6 +95,7 @@ impl GeneratorModel {
     pub fn name(&self) -> &'static str {
         match self {
             GeneratorModel::GaussianCopula(_) => GAUSSIAN_COPULA,
+            GeneratorModel::Cart(_) => CART,
             GeneratorModel::StratifiedCopula(_) => "gaussian_copula_stratified",
             GeneratorModel::Privbayes(_) => PRIVBAYES,
         }
@@ -88,7 +104,9 @@ impl GeneratorModel {
     /// (ε, δ) spent by the fit; `None` for a non-DP generator.
     pub fn epsilon(&self) -> Option<(f64, f64)> {
         match self {
-            GeneratorModel::GaussianCopula(_) | GeneratorModel::StratifiedCopula(_) => None,
+            GeneratorModel::GaussianCopula(_)
+            | GeneratorModel::Cart(_)
+            | GeneratorModel::StratifiedCopula(_) => None,
             GeneratorModel::Privbayes(m) => Some(m.epsilon_spent()),
         }
     }
@@ -125,6 +143,10 @@ pub struct ModelRecord {
     /// it spends nothing and gives no DP guarantee (`None`).
     pub epsilon: Option<(f64, f64)>,
     pub reference: ReferenceProfile,
+    /// How `model.generator = "auto"` chose this model: every candidate's
+    /// scores on the inner split. Absent for a generator named outright.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<auto::Selection>,
     pub model: GeneratorModel,
 }
 
@@ -178,6 +200,10 @@ pub fn derive_seed(base: u64, purpose: &str, n: u64) -> u64 {
 pub enum FitError {
     #[error("gaussian copula: {0}")]
     Copula(#[from] copula::CopulaError),
+    #[error("cart: {0}")]
+    Cart(#[from] cart::CartError),
+    #[error("auto: {0}")]
+    Auto(String),
     #[error("privbayes: {0}")]
     PrivBayes(#[from] privbayes::PrivBayesError),
     #[error("{0}")]
@@ -193,6 +219,12 @@ pub enum FitError {
 pub struct GeneratorSettings<'a> {
     pub kind: GeneratorKind,
     pub copula: &'a copula::CopulaConfig,
+    pub cart: &'a cart::CartConfig,
+    /// Privacy unit of each training row, when a patient can have several
+    /// rows (dense ids; see [`entity_index`]). CART counts leaves in them.
+    pub entities: Option<&'a [u32]>,
+    /// The gate `auto` judges its candidates with (config, roles).
+    pub gate: Option<(&'a crate::gate::GateConfig, &'a crate::gate::Roles)>,
     /// (column, min rows per stratum) for a stratified copula.
     pub stratify: Option<(&'a str, usize)>,
     pub privbayes: Option<&'a privbayes::PrivBayesConfig>,
@@ -210,27 +242,13 @@ pub fn fit_model(
     mut fitted_on: FittedOn,
     reference: ReferenceProfile,
 ) -> Result<ModelRecord, FitError> {
-    let (copula_config, stratify, privbayes_config) =
-        (settings.copula, settings.stratify, settings.privbayes);
-    let (model, fit_seed) = match settings.kind {
-        GeneratorKind::GaussianCopula => match stratify {
-            Some((column, min_rows)) => (
-                GeneratorModel::StratifiedCopula(stratified::fit(
-                    train,
-                    column,
-                    min_rows,
-                    copula_config,
-                    seed,
-                )?),
-                Some(seed),
-            ),
-            None => (
-                GeneratorModel::GaussianCopula(copula::fit(train, copula_config, seed)?),
-                Some(seed),
-            ),
-        },
+    let (model, fit_seed, selection) = match settings.kind {
+        GeneratorKind::Auto => {
+            let (model, selection) = auto::select(train, &settings, seed)?;
+            (model, Some(seed), Some(selection))
+        }
         GeneratorKind::Privbayes => {
-            let config = privbayes_config.ok_or(FitError::MissingPrivBayesConfig)?;
+            let config = settings.privbayes.ok_or(FitError::MissingPrivBayesConfig)?;
             let secret: u64 = rand::random();
             let model = privbayes::fit(train, config, secret)?;
             fitted_on.train_rows = model
@@ -238,8 +256,13 @@ pub fn fit_model(
                 .noisy_rows
                 .map_or(0, |n| n.max(0.0).round() as usize);
             fitted_on.holdout_rows = 0;
-            (GeneratorModel::Privbayes(model), None)
+            (GeneratorModel::Privbayes(model), None, None)
         }
+        kind => (
+            fit_generator(kind, train, &settings, seed)?,
+            Some(seed),
+            None,
+        ),
     };
     Ok(ModelRecord {
         topology: topology.to_string(),
@@ -250,8 +273,54 @@ pub fn fit_model(
         fitted_on,
         epsilon: model.epsilon(),
         reference,
+        selection,
         model,
     })
+}
+
+/// Fits one non-DP generator family (not `auto`, not PrivBayes).
+pub(crate) fn fit_generator(
+    kind: GeneratorKind,
+    train: &Table,
+    settings: &GeneratorSettings<'_>,
+    seed: u64,
+) -> Result<GeneratorModel, FitError> {
+    Ok(match kind {
+        GeneratorKind::GaussianCopula => match settings.stratify {
+            Some((column, min_rows)) => GeneratorModel::StratifiedCopula(stratified::fit(
+                train,
+                column,
+                min_rows,
+                settings.copula,
+                seed,
+            )?),
+            None => GeneratorModel::GaussianCopula(copula::fit(train, settings.copula, seed)?),
+        },
+        GeneratorKind::Cart => {
+            GeneratorModel::Cart(cart::fit(train, settings.cart, seed, settings.entities)?)
+        }
+        GeneratorKind::Auto | GeneratorKind::Privbayes => {
+            return Err(FitError::Auto(format!(
+                "{kind:?} is not a single generator family"
+            )));
+        }
+    })
+}
+
+/// Dense privacy-unit ids of the rows, or None when every row is its own
+/// unit (the usual one row per patient), so nothing needs counting.
+pub fn entity_index(ids: &[Option<String>]) -> Option<Vec<u32>> {
+    let mut sorted: Vec<&Option<String>> = ids.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() == ids.len() {
+        return None;
+    }
+    Some(
+        ids.iter()
+            .map(|id| sorted.binary_search(&id).expect("an id of the rows") as u32)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{GateConfig, Roles};
+use crate::generate::GeneratorKind;
+use crate::generate::cart::CartConfig;
 use crate::generate::copula::CopulaConfig;
 use crate::schema::arrow_table;
 use crate::table::Table;
@@ -46,11 +48,18 @@ pub struct ValidateSpec {
     pub generator: FileGenerator,
 }
 
-/// `[generator]` of the roles file: the Gaussian copula as a topology's
-/// `[model]` and `[copula]` configure it.
+/// `[generator]` of the roles file: the generator as a topology's `[model]`,
+/// `[cart]` and `[copula]` configure it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileGenerator {
+    /// `cart` (default), `auto` (CART and the copula judged on an inner
+    /// split of the training file with this file's `[gate]` and `[roles]`,
+    /// the best that passes kept) or `gaussian_copula`. PrivBayes needs a
+    /// declared domain and is for topologies only.
+    pub family: GeneratorKind,
+    /// CART options, as a topology's `[cart]`.
+    pub cart: CartConfig,
     /// Categorical column to stratify by (one copula per label).
     pub stratify_by: Option<String>,
     /// Rows a stratum needs for its own copula.
@@ -62,6 +71,8 @@ pub struct FileGenerator {
 impl Default for FileGenerator {
     fn default() -> Self {
         FileGenerator {
+            family: GeneratorKind::default(),
+            cart: CartConfig::default(),
             stratify_by: None,
             min_stratum_rows: 100,
             copula: CopulaConfig::default(),
@@ -93,7 +104,18 @@ impl ValidateSpec {
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let spec: ValidateSpec = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        let problems = spec.gate.validate();
+        let mut problems = spec.gate.validate();
+        problems.extend(
+            spec.generator
+                .cart
+                .validate()
+                .into_iter()
+                .map(|p| format!("generator.cart.{p}")),
+        );
+        if spec.generator.family == GeneratorKind::Privbayes {
+            problems
+                .push("generator.family: privbayes needs a declared domain; use a topology".into());
+        }
         if !problems.is_empty() {
             return Err(err(problems.join("; ")));
         }
