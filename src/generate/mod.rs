@@ -242,6 +242,16 @@ pub fn fit_model(
     mut fitted_on: FittedOn,
     reference: ReferenceProfile,
 ) -> Result<ModelRecord, FitError> {
+    // The model must depend on the rows, not on the order they were read
+    // in: a multi-partition scan (DataFusion splits CSV files of 10 MB and
+    // more into byte ranges read in parallel) or Kafka partitions interleave
+    // rows differently on every run.
+    let (canonical, entities) = canonical_order(train, settings.entities);
+    let train = &canonical;
+    let settings = GeneratorSettings {
+        entities: entities.as_deref(),
+        ..settings
+    };
     let (model, fit_seed, selection) = match settings.kind {
         GeneratorKind::Auto => {
             let (model, selection) = auto::select(train, &settings, seed)?;
@@ -307,6 +317,66 @@ pub(crate) fn fit_generator(
     })
 }
 
+/// The rows of `table` in a canonical order, with every categorical
+/// dictionary sorted by label (only labels in use kept): the same multiset of
+/// rows gives the same table whatever order it arrived in. `entities` follow
+/// their rows.
+pub fn canonical_order(table: &Table, entities: Option<&[u32]>) -> (Table, Option<Vec<u32>>) {
+    use crate::table::{Column, ColumnValues, NULL_CODE};
+    let columns: Vec<Column> = table
+        .columns
+        .iter()
+        .map(|c| match &c.values {
+            ColumnValues::Numeric(_) => c.clone(),
+            ColumnValues::Categorical { codes, dictionary } => {
+                let mut used: Vec<&str> = codes
+                    .iter()
+                    .filter(|&&k| k != NULL_CODE && (k as usize) < dictionary.len())
+                    .map(|&k| dictionary[k as usize].as_str())
+                    .collect();
+                used.sort_unstable();
+                used.dedup();
+                let recode = |k: u32| {
+                    if k == NULL_CODE || k as usize >= dictionary.len() {
+                        k
+                    } else {
+                        used.binary_search(&dictionary[k as usize].as_str())
+                            .expect("a used label") as u32
+                    }
+                };
+                Column {
+                    name: c.name.clone(),
+                    values: ColumnValues::Categorical {
+                        codes: codes.iter().map(|&k| recode(k)).collect(),
+                        dictionary: used.iter().map(|s| s.to_string()).collect(),
+                    },
+                }
+            }
+        })
+        .collect();
+    let recoded = Table::new(columns);
+    let key = |row: usize, column: &Column| -> u64 {
+        match &column.values {
+            ColumnValues::Numeric(v) => cart::structure::numeric_key(v[row]),
+            ColumnValues::Categorical { codes, .. } => u64::from(codes[row]),
+        }
+    };
+    let mut rows: Vec<usize> = (0..recoded.n_rows()).collect();
+    rows.sort_by(|&a, &b| {
+        recoded
+            .columns
+            .iter()
+            .map(|c| key(a, c).cmp(&key(b, c)))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| {
+                let e = |r: usize| entities.map_or(0, |e| e[r]);
+                e(a).cmp(&e(b))
+            })
+    });
+    let entities = entities.map(|e| rows.iter().map(|&r| e[r]).collect());
+    (recoded.take(&rows), entities)
+}
+
 /// Dense privacy-unit ids of the rows, or None when every row is its own
 /// unit (the usual one row per patient), so nothing needs counting.
 pub fn entity_index(ids: &[Option<String>]) -> Option<Vec<u32>> {
@@ -337,6 +407,66 @@ mod tests {
         let share = holdout.len() as f64 / 4000.0;
         assert!((share - 0.3).abs() < 0.03, "{share}");
         assert_eq!(split_by_entity(&ids, 0.3, 9), (train, holdout));
+    }
+
+    /// Issue 12: `synthesize` on one file gave different models from run to
+    /// run, because a CSV of 10 MB or more is scanned in parallel byte ranges
+    /// and its rows arrive in a different order each time. Every family must
+    /// give the same model for the same rows in any order and on any number
+    /// of threads.
+    #[test]
+    fn fits_depend_on_the_rows_not_their_order_or_the_thread_count() {
+        let table = cart::tests::clinical(1500, 31);
+        let mut shuffled: Vec<usize> = (0..table.n_rows()).collect();
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(4));
+        // Same rows, shuffled, with categories first seen in another order.
+        let other = table.take(&shuffled);
+        let copula_config = copula::CopulaConfig::default();
+        let cart_config = cart::CartConfig::default();
+        for (kind, stratify) in [
+            (GeneratorKind::GaussianCopula, None),
+            (GeneratorKind::GaussianCopula, Some(("group", 100))),
+            (GeneratorKind::Cart, None),
+        ] {
+            let settings = GeneratorSettings {
+                kind,
+                copula: &copula_config,
+                cart: &cart_config,
+                entities: None,
+                gate: None,
+                stratify,
+                privbayes: None,
+            };
+            let fit = |t: &Table, threads: usize| {
+                let record = copula::with_threads(threads, || {
+                    fit_model(
+                        "t",
+                        1,
+                        t,
+                        settings,
+                        9,
+                        FittedOn {
+                            window_start_ms: 0,
+                            window_end_ms: 0,
+                            source_offsets: Vec::new(),
+                            train_rows: t.n_rows(),
+                            holdout_rows: 0,
+                        },
+                        ReferenceProfile::build(t),
+                    )
+                    .unwrap()
+                });
+                let rows = copula::with_threads(threads, || record.model.sample(2000, 5));
+                (record.sha256, rows.content_sha256())
+            };
+            let first = fit(&table, 2);
+            assert_eq!(fit(&table, 2), first, "{kind:?}: repeated fit");
+            assert_eq!(fit(&table, 1), first, "{kind:?}: one thread");
+            assert_eq!(fit(&table, 4), first, "{kind:?}: four threads");
+            assert_eq!(fit(&other, 3), first, "{kind:?}: rows in another order");
+        }
     }
 
     #[test]

@@ -1362,4 +1362,4 @@ fn lookup_value(lookup: &Lookup, row: &[f64], columns: &[ColumnModel], kind: &Ki
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
