@@ -89,6 +89,8 @@ const SAMPLE_BLOCK: usize = 1024;
 #[serde(default, deny_unknown_fields)]
 pub struct CartConfig {
     /// Fewest training rows (patients) in any leaf (synthpop's `minbucket`).
+    /// Windows with fewer than 20 × `min_leaf` rows use n / 20 (at least 5),
+    /// so a small window still gets trees with a few leaves.
     pub min_leaf: usize,
     /// Most leaves per tree; large windows get coarser trees rather than
     /// models of tens of megabytes.
@@ -120,12 +122,12 @@ pub struct CartConfig {
 impl Default for CartConfig {
     fn default() -> Self {
         CartConfig {
-            min_leaf: 10,
+            min_leaf: 50,
             max_leaves: 1000,
             max_depth: 30,
             min_gain: 1e-6,
             leaf_knots: 11,
-            smoothing: 1.0,
+            smoothing: 0.0,
             min_category_rows: 0,
             min_rule_support: 50,
             discover_rules: true,
@@ -161,12 +163,17 @@ impl CartConfig {
         problems
     }
 
-    fn min_category(&self) -> usize {
+    fn min_category(&self, n: usize) -> usize {
         if self.min_category_rows == 0 {
-            self.min_leaf
+            self.leaf_size(n)
         } else {
             self.min_category_rows
         }
+    }
+
+    /// The leaf minimum used on `n` training rows.
+    pub fn leaf_size(&self, n: usize) -> usize {
+        self.min_leaf.min((n / 20).max(5)).max(1)
     }
 }
 
@@ -404,7 +411,7 @@ fn validate_table(train: &Table, config: &CartConfig) -> Result<usize, CartError
             }
         }
     }
-    let min = config.min_rows.max(2 * config.min_leaf).max(2);
+    let min = config.min_rows.max(2 * config.leaf_size(n)).max(2);
     if n < min {
         return Err(CartError::TooFewRows { rows: n, min });
     }
@@ -453,7 +460,7 @@ fn column_kind(column: &Column, n: usize, config: &CartConfig) -> Kind {
                     counts[c as usize] += 1;
                 }
             }
-            let min_count = config.min_category();
+            let min_count = config.min_category(n);
             let seen: Vec<u32> = (0..dictionary.len() as u32)
                 .filter(|&c| counts[c as usize] > 0)
                 .collect();
@@ -609,7 +616,7 @@ pub fn fit(
         }
     });
     let growth = Growth {
-        min_leaf: config.min_leaf,
+        min_leaf: config.leaf_size(n),
         max_leaves: config.max_leaves,
         max_depth: config.max_depth,
         min_gain: config.min_gain,
