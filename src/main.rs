@@ -514,7 +514,7 @@ fn synthesize(
 
     let spec = ValidateSpec::load(roles)?;
     let rt = runtime()?;
-    let table = rt.block_on(read_one(train, &spec))?;
+    let (table, formats) = rt.block_on(read_one(train, &spec))?;
     let cohort = Cohort::parse(cohort, &table)?;
     if let Some(column) = &spec.generator.stratify_by
         && table.column(column).is_none()
@@ -523,7 +523,7 @@ fn synthesize(
     }
     let seed = spec.seed.unwrap_or(0);
     let started = std::time::Instant::now();
-    let model = generate::fit_model(
+    let mut model = generate::fit_model(
         "file",
         1,
         &table,
@@ -554,8 +554,9 @@ fn synthesize(
     let sample_seed = generate::derive_seed(seed, "sample", 0);
     let synthetic = model.model.sample_cohort(n, sample_seed, &cohort)?;
     let elapsed = started.elapsed().as_secs_f64();
-    resynth::sink::files::write_csv(&synthetic, out)
+    resynth::sink::files::write_csv_with(&synthetic, &formats, out)
         .with_context(|| format!("writing {}", out.display()))?;
+    model.column_formats = formats;
     if let Some(path) = model_out {
         std::fs::write(path, serde_json::to_vec_pretty(&model)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -613,7 +614,7 @@ fn sample(
     let kinds = record.model.sample(1, 0);
     let cohort = Cohort::parse(cohort, &kinds)?;
     let synthetic = record.model.sample_cohort(rows, seed, &cohort)?;
-    resynth::sink::files::write_csv(&synthetic, out)
+    resynth::sink::files::write_csv_with(&synthetic, &record.column_formats, out)
         .with_context(|| format!("writing {}", out.display()))?;
     println!(
         "sampled {rows} rows from {} v{} (sha256 {}) with seed {seed}; wrote {}",

@@ -489,3 +489,289 @@ fn synthesize_defaults_to_cart_and_auto_records_its_choice() {
         assert!((0.0..=1.0).contains(&auc), "{c}");
     }
 }
+
+/// Patients with a visit date, a smoking flag and a lab with missing values,
+/// as `(id, age, sex, zip3, visit, smoker, hba1c)` before any tool's
+/// spelling is applied.
+type Visit = (usize, f64, &'static str, String, i64, bool, Option<f64>);
+
+fn visits(n: usize, seed: u64, first_id: usize) -> Vec<Visit> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = Normal::new(0.0, 1.0).unwrap();
+    (0..n)
+        .map(|i| {
+            let age = (18.0 + 70.0 * rng.random::<f64>()).round();
+            let sex = if rng.random_bool(0.5) { "F" } else { "M" };
+            let zip3 = format!("{:03}", [21, 100, 606][rng.random_range(0..3)]);
+            // Days since 1970 over 2015–2020.
+            let visit = 16_436 + rng.random_range(0..2190);
+            let smoker = rng.random_bool(0.2 + 0.002 * age);
+            let hba1c =
+                (!rng.random_bool(0.1)).then(|| 5.6 + 0.02 * age + 0.5 * noise.sample(&mut rng));
+            (first_id + i, age, sex, zip3, visit, smoker, hba1c)
+        })
+        .collect()
+}
+
+fn iso(days: i64) -> String {
+    resynth::source::text_values::format_date(days)
+}
+
+/// The same rows as each tool writes them.
+#[derive(Clone, Copy)]
+enum Style {
+    /// Plain, as `resynth synthesize` writes: integers, ISO dates, true/false.
+    Plain,
+    /// pandas `to_csv()` defaults: a leading unnamed index column, `57.0`
+    /// for an integer column that holds a missing value, `True`/`False`,
+    /// empty fields for missing values.
+    Pandas,
+    /// R `write.csv()` (synthpop users): quoted strings and header, a
+    /// leading `""` column of quoted row numbers, `NA`, `TRUE`/`FALSE`.
+    R,
+    /// SDV: ids as `sdv-id-…` strings where training had numbers.
+    Sdv,
+}
+
+fn write_visits(dir: &Path, name: &str, rows: &[Visit], style: Style) -> PathBuf {
+    let q = |s: &str| match style {
+        Style::R => format!("\"{s}\""),
+        _ => s.to_string(),
+    };
+    let header = [
+        "patient_id",
+        "age",
+        "sex",
+        "zip3",
+        "visit",
+        "smoker",
+        "hba1c",
+    ];
+    let mut text = match style {
+        Style::Pandas => format!(",{}\n", header.join(",")),
+        Style::R => format!(
+            "\"\",{}\n",
+            header.iter().map(|h| q(h)).collect::<Vec<_>>().join(",")
+        ),
+        _ => format!("{}\n", header.join(",")),
+    };
+    for (k, (id, age, sex, zip3, visit, smoker, hba1c)) in rows.iter().enumerate() {
+        let id = match style {
+            Style::Sdv => format!("sdv-id-{:x}", id * 2654435761 % 65_536),
+            _ => id.to_string(),
+        };
+        let age = match style {
+            Style::Pandas => format!("{age:.1}"),
+            _ => format!("{age}"),
+        };
+        let smoker = match (style, smoker) {
+            (Style::Pandas | Style::Sdv, true) => "True",
+            (Style::Pandas | Style::Sdv, false) => "False",
+            (Style::R, true) => "TRUE",
+            (Style::R, false) => "FALSE",
+            (Style::Plain, true) => "true",
+            (Style::Plain, false) => "false",
+        };
+        let hba1c = match (style, hba1c) {
+            (_, Some(v)) => format!("{v:.2}"),
+            (Style::R, None) => "NA".into(),
+            (Style::Sdv, None) => "NaN".into(),
+            (_, None) => String::new(),
+        };
+        let fields = [
+            id,
+            age,
+            q(sex),
+            q(zip3),
+            q(&iso(*visit)),
+            smoker.into(),
+            hba1c,
+        ];
+        match style {
+            Style::Pandas => text.push_str(&format!("{k},")),
+            Style::R => text.push_str(&format!("\"{}\",", k + 1)),
+            _ => {}
+        }
+        text.push_str(&fields.join(","));
+        text.push('\n');
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const VISIT_ROLES: &str = "id_columns = [\"patient_id\"]\ncategorical = [\"zip3\"]\nseed = 3\n\
+     [roles]\nquasi_identifiers = [\"age\", \"sex\", \"zip3\"]\n";
+
+#[test]
+fn files_as_pandas_r_and_sdv_write_them_read_like_our_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let roles = root.join("roles.toml");
+    std::fs::write(&roles, VISIT_ROLES).unwrap();
+    let train = write_visits(root, "train.csv", &visits(1500, 1, 0), Style::Plain);
+    let holdout = write_visits(root, "holdout.csv", &visits(1500, 2, 5000), Style::Plain);
+    let fresh = visits(1500, 3, 9000);
+    let mut scores: Vec<Vec<(String, String, f64)>> = Vec::new();
+    for (k, style) in [Style::Plain, Style::Pandas, Style::R, Style::Sdv]
+        .into_iter()
+        .enumerate()
+    {
+        let synthetic = write_visits(root, &format!("s{k}.csv"), &fresh, style);
+        let report = root.join(format!("report{k}"));
+        let out = resynth(&[
+            "validate",
+            "--train",
+            train.to_str().unwrap(),
+            "--holdout",
+            holdout.to_str().unwrap(),
+            "--synthetic",
+            synthetic.to_str().unwrap(),
+            "--roles",
+            roles.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        // Fresh patients: the files are read (not exit 2) and pass.
+        assert_eq!(out.status.code(), Some(0), "style {k}: {}", text(&out));
+        let r = read_report(&report);
+        // The date is a date (a numeric operator scores it), the flag and
+        // sex are categories whose labels matched training's (TV near 0).
+        let find = |op: &str, col: &str| {
+            r.results
+                .iter()
+                .find(|x| x.operator == op && x.columns == [col])
+                .unwrap_or_else(|| panic!("style {k}: no {op}[{col}]"))
+                .statistic
+        };
+        assert!(find("ks", "visit") < 0.1);
+        assert!(find("total_variation", "smoker") < 0.05);
+        assert!(find("total_variation", "zip3") < 0.05);
+        assert!(find("ks", "age") < 0.1);
+        scores.push(
+            r.results
+                .iter()
+                .map(|x| (x.operator.clone(), x.columns.join(","), x.statistic))
+                .collect(),
+        );
+    }
+    // Every tool's spelling of the same rows gives the same scores.
+    for other in &scores[1..] {
+        assert_eq!(other, &scores[0]);
+    }
+}
+
+#[test]
+fn a_value_that_does_not_fit_names_file_column_and_line_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let roles = root.join("roles.toml");
+    std::fs::write(&roles, VISIT_ROLES).unwrap();
+    let train = write_visits(root, "train.csv", &visits(300, 1, 0), Style::Plain);
+    let holdout = write_visits(root, "holdout.csv", &visits(300, 2, 5000), Style::Plain);
+    let mut text_bad = std::fs::read_to_string(write_visits(
+        root,
+        "bad.csv",
+        &visits(300, 3, 9000),
+        Style::Plain,
+    ))
+    .unwrap();
+    // Line 4 gets a day number where a date belongs (what `synthesize`
+    // used to write), line 7 a word where the age belongs.
+    let mut lines: Vec<String> = text_bad.lines().map(String::from).collect();
+    let mut f: Vec<String> = lines[3].split(',').map(String::from).collect();
+    f[4] = "6015".into();
+    lines[3] = f.join(",");
+    let mut f: Vec<String> = lines[6].split(',').map(String::from).collect();
+    f[1] = "forty".into();
+    lines[6] = f.join(",");
+    text_bad = lines.join("\n") + "\n";
+    let bad = root.join("bad.csv");
+    std::fs::write(&bad, text_bad).unwrap();
+    let out = resynth(&[
+        "validate",
+        "--train",
+        train.to_str().unwrap(),
+        "--holdout",
+        holdout.to_str().unwrap(),
+        "--synthetic",
+        bad.to_str().unwrap(),
+        "--roles",
+        roles.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("bad.csv") && t.contains("2 value(s)"), "{t}");
+    assert!(
+        t.contains("column \"visit\", line 4: \"6015\" is not a date like 2016-06-20"),
+        "{t}"
+    );
+    assert!(
+        t.contains("column \"age\", line 7: \"forty\" is not a number"),
+        "{t}"
+    );
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn synthesize_writes_dates_as_dates_and_validate_reads_its_own_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let roles = root.join("roles.toml");
+    std::fs::write(&roles, VISIT_ROLES).unwrap();
+    let train = write_visits(root, "train.csv", &visits(1500, 1, 0), Style::Plain);
+    let holdout = write_visits(root, "holdout.csv", &visits(1500, 2, 5000), Style::Plain);
+    let out_csv = root.join("synthetic.csv");
+    let model = root.join("model.json");
+    let run = resynth(&[
+        "synthesize",
+        "--train",
+        train.to_str().unwrap(),
+        "--roles",
+        roles.to_str().unwrap(),
+        "--out",
+        out_csv.to_str().unwrap(),
+        "--model-out",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let csv = std::fs::read_to_string(&out_csv).unwrap();
+    let first = csv.lines().nth(1).unwrap();
+    let visit = first.split(',').nth(3).unwrap();
+    assert!(
+        resynth::source::text_values::parse_date(visit).is_some(),
+        "visit written as {visit:?} in {first:?}"
+    );
+    let age = first.split(',').next().unwrap();
+    assert!(!age.contains('.'), "whole-number column written as {age:?}");
+    for synthetic in [out_csv.clone(), {
+        // `sample` re-draws from the saved model in the same formats.
+        let again = root.join("again.csv");
+        let s = resynth(&[
+            "sample",
+            "--model",
+            model.to_str().unwrap(),
+            "--rows",
+            "500",
+            "--seed",
+            "9",
+            "--out",
+            again.to_str().unwrap(),
+        ]);
+        assert_eq!(s.status.code(), Some(0), "{}", text(&s));
+        again
+    }] {
+        let out = resynth(&[
+            "validate",
+            "--train",
+            train.to_str().unwrap(),
+            "--holdout",
+            holdout.to_str().unwrap(),
+            "--synthetic",
+            synthetic.to_str().unwrap(),
+            "--roles",
+            roles.to_str().unwrap(),
+        ]);
+        assert_ne!(out.status.code(), Some(2), "{}", text(&out));
+    }
+}

@@ -1464,6 +1464,8 @@ mod tests {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             statistic,
             threshold: 0.1,
+            effect_limit: 0.1,
+            noise_allowance: None,
             noise_floor: Some(0.02),
             passed,
             explanation: format!("{op} explanation"),

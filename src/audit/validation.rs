@@ -168,6 +168,8 @@ mod tests {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             statistic: 0.12345,
             threshold: 0.1,
+            effect_limit: 0.1,
+            noise_allowance: None,
             noise_floor: Some(0.01),
             passed,
             explanation: String::new(),

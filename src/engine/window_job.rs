@@ -621,6 +621,8 @@ mod tests {
             columns: vec!["x".into()],
             statistic: if passed { 0.01 } else { 0.5 },
             threshold: 0.1,
+            effect_limit: 0.1,
+            noise_allowance: None,
             noise_floor: None,
             passed,
             explanation: String::new(),

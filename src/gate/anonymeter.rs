@@ -9,11 +9,24 @@
 //! leak. Following Anonymeter (Giomi et al., PETS 2023), each success rate
 //! is the centre of its 95 % Wilson interval and the risk is
 //! `(a − c)/(1 − c)`, with the Wilson half-widths propagated to first order
-//! (the gradient of the risk in a and c, added in quadrature); the gated
-//! statistic is the upper end of `risk ± error`, clipped to [0, 1], as
-//! Anonymeter's `EvaluationResults.risk().ci[1]`. Our numbers agree with
-//! Anonymeter's formula exactly for given success counts (see the tests);
-//! they differ on purpose in these places:
+//! (the gradient of the risk in a and c, added in quadrature), as
+//! Anonymeter's `EvaluationResults.risk()`. Our numbers agree with
+//! Anonymeter's formula exactly for given success counts (see the tests).
+//!
+//! What is gated differs from Anonymeter's reading on purpose: the
+//! statistic is the risk itself (clipped at 0), and a batch fails only when
+//! it exceeds the operator's limit (`*_risk_max`, the material risk) *and*
+//! the attack's excess over the control is beyond chance: the noise
+//! allowance is z(1 − α) standard errors of the difference a − c at the
+//! control's rate (a two-proportion z test; `calibration::null_se`),
+//! divided by 1 − c like the risk. Gating the upper
+//! end of the interval, as before, asked a batch to prove its risk small;
+//! when the control succeeds almost always (a rare positive class: c =
+//! 0.984), 1 − c = 0.016 turns five chance successes into a risk of 0.08 and
+//! an upper bound of 0.41, and fresh real rows failed. With the z test the
+//! same five successes are 0.4 standard errors: noise. A real leak (the
+//! attack right on every training target) is still far beyond it. Where we
+//! differ from Anonymeter's attacks:
 //! - singling out: when |R| ≠ |H| Anonymeter fits a correction for the
 //!   control size; we subsample the larger of R and H (seeded) to the size
 //!   of the smaller, like the DCR operator, so no model is needed;
@@ -68,6 +81,7 @@ use rand::seq::SliceRandom;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 
+use super::calibration::{Allowance, null_se};
 use super::config::GateConfig;
 use super::report::{OperatorResult, operator};
 use super::roles::Roles;
@@ -145,7 +159,7 @@ pub(crate) fn anonymeter(
     roles: &Roles,
     config: &GateConfig,
     seed: u64,
-) -> Result<Vec<OperatorResult>, GateError> {
+) -> Result<Vec<(OperatorResult, Allowance)>, GateError> {
     let qis = &roles.quasi_identifiers;
     if qis.is_empty() {
         return Ok(Vec::new());
@@ -213,7 +227,9 @@ pub(crate) fn anonymeter(
     Ok(out)
 }
 
-/// The risk result shared by the three attacks: statistic = upper bound.
+/// The risk result shared by the three attacks: statistic = the risk
+/// (a − c)/(1 − c) at the Wilson centres, clipped at 0; noise allowance from
+/// the two-proportion z test of a − c, in risk units.
 fn risk_result(
     op: &str,
     columns: Vec<String>,
@@ -221,44 +237,58 @@ fn risk_result(
     (c, n_c): (usize, usize),
     max: f64,
     what: &str,
-) -> OperatorResult {
+) -> (OperatorResult, Allowance) {
     let (Some(attack), Some(control)) = (wilson(a as f64, n_a), wilson(c as f64, n_c)) else {
-        return result(
-            op,
-            columns,
-            1.0,
-            max,
-            None,
-            false,
-            format!("{what}: no attack could be run, so the risk is not bounded"),
+        return (
+            result(
+                op,
+                columns,
+                0.0,
+                max,
+                None,
+                true,
+                format!("{what}: no attack could be run, so there is no risk to measure"),
+            ),
+            Allowance::None,
         );
     };
     let risk = residual_risk(attack, control);
-    let passed = risk.upper < max;
+    let statistic = risk.residual.max(0.0);
     let saturated = if c == n_c {
         "; the attack succeeds on every holdout target, so no excess over it can be measured"
     } else {
         ""
     };
-    result(
-        op,
-        columns,
-        risk.upper,
-        max,
-        None,
-        passed,
-        format!(
-            "{what}; success rates {:.3} ± {:.3} (training) vs {:.3} ± {:.3} (holdout, Wilson \
-             95%); risk (a − c)/(1 − c) = {:.3}, 95% interval [{:.3}, {:.3}], allowed upper < \
-             {max:.2}{saturated}",
-            attack.value,
-            attack.error,
-            control.value,
-            control.error,
-            risk.residual,
-            risk.lower,
-            risk.upper,
+    let se = null_se(n_a, c, n_c);
+    let sd = se / (1.0 - control.value).max(1e-12);
+    (
+        result(
+            op,
+            columns,
+            statistic,
+            max,
+            None,
+            statistic <= max,
+            format!(
+                "{what}; success rates {:.3} ± {:.3} (training) vs {:.3} ± {:.3} (holdout, Wilson \
+                 95%); risk (a − c)/(1 − c) = {:.3}, 95% interval [{:.3}, {:.3}]; excess a − c \
+                 {:+.4} ({:.2} standard errors at the control's rate){saturated}",
+                attack.value,
+                attack.error,
+                control.value,
+                control.error,
+                risk.residual,
+                risk.lower,
+                risk.upper,
+                a as f64 / n_a.max(1) as f64 - c as f64 / n_c.max(1) as f64,
+                if se > 0.0 {
+                    (a as f64 / n_a.max(1) as f64 - c as f64 / n_c.max(1) as f64) / se
+                } else {
+                    0.0
+                },
+            ),
         ),
+        Allowance::Normal { mean: 0.0, sd },
     )
 }
 
@@ -317,19 +347,22 @@ fn linkability(
     qis: &[String],
     config: &GateConfig,
     rng: &mut StdRng,
-) -> Result<OperatorResult, GateError> {
+) -> Result<(OperatorResult, Allowance), GateError> {
     let max = config.linkability_risk_max;
     if qis.len() < 2 {
-        return Ok(result(
-            operator::LINKABILITY_RISK,
-            qis.to_vec(),
-            0.0,
-            max,
-            None,
-            true,
-            "linkability skipped: it splits the quasi-identifiers into two halves and only one \
-             is declared"
-                .into(),
+        return Ok((
+            result(
+                operator::LINKABILITY_RISK,
+                qis.to_vec(),
+                0.0,
+                max,
+                None,
+                true,
+                "linkability skipped: it splits the quasi-identifiers into two halves and only \
+                 one is declared"
+                    .into(),
+            ),
+            Allowance::None,
         ));
     }
     let (first, second) = qis.split_at(qis.len() / 2);
@@ -591,7 +624,7 @@ fn singling_out(
     qis: &[String],
     config: &GateConfig,
     rng: &mut StdRng,
-) -> Result<OperatorResult, GateError> {
+) -> Result<(OperatorResult, Allowance), GateError> {
     // Equal sizes so "matches exactly one" is as likely in R as in H by
     // chance (Anonymeter corrects with a fitted model instead).
     let size = train.n_rows().min(holdout.n_rows());

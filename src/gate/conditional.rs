@@ -7,9 +7,11 @@
 //! each stratum of `given` with at least `conditional_min_rows` training
 //! rows is scored on its own: KS D for a numeric `column`, total variation
 //! (missing as a category) for a categorical one, synthetic vs training
-//! within the stratum, holdout vs training as the noise floor; each is gated
-//! at `conditional_ks_max`, one result per stratum, named
-//! `column, given=label` so a failure points at the stratum.
+//! within the stratum, holdout vs training as the noise floor; each has the
+//! effect limit `conditional_ks_max` and joins the fidelity family's
+//! resampling null (a small stratum's KS D is mostly noise, and the null
+//! says how much), one result per stratum, named `column, given=label` so a
+//! failure points at the stratum.
 //!
 //! Strata are the categories of `given` (missing is a stratum of its own); a
 //! numeric `given` is cut into training deciles. Strata with fewer training
@@ -30,12 +32,18 @@ use super::roles::Conditional;
 use crate::stats::{ks_statistic_sorted, sorted_finite, total_variation};
 use crate::table::{Column, ColumnValues};
 
-/// Gated per-stratum results and reported notes on skipped strata.
+/// A gated result and the key that finds the same stratum in a null
+/// replicate: the label for a categorical `given`, the decile's position for
+/// a numeric one (a replicate's deciles have other edges, so other labels).
+pub(crate) type Keyed = (OperatorResult, String);
+
+/// Gated per-stratum results (with their null keys) and reported notes on
+/// skipped strata.
 pub(crate) fn conditionals(
     columns: &[ColumnTriple<'_>],
     specs: &[Conditional],
     config: &GateConfig,
-) -> (Vec<OperatorResult>, Vec<OperatorResult>) {
+) -> (Vec<Keyed>, Vec<OperatorResult>) {
     let (mut gated, mut reported) = (Vec::new(), Vec::new());
     for spec in specs {
         let find = |name: &str| columns.iter().find(|t| t.name() == name);
@@ -60,7 +68,8 @@ fn one(
     column: &ColumnTriple<'_>,
     given: &ColumnTriple<'_>,
     config: &GateConfig,
-) -> (Vec<OperatorResult>, Vec<OperatorResult>) {
+) -> (Vec<Keyed>, Vec<OperatorResult>) {
+    let numeric_given = matches!(given.train.values, ColumnValues::Numeric(_));
     let strata = codes::code(given, Binning::Quantile(NUMERIC_BINS));
     let target = match column.train.values {
         ColumnValues::Numeric(_) => Target::Numeric,
@@ -94,7 +103,12 @@ fn one(
             column.name().to_string(),
             format!("{}={label}", given.name()),
         ];
-        let threshold = config.conditional_ks_max;
+        let limit = config.conditional_ks_max;
+        let key = if numeric_given && k != strata.missing as usize {
+            format!("{}|{}#{k}", column.name(), given.name())
+        } else {
+            format!("{}|{}={label}", column.name(), given.name())
+        };
         let (what, stat, floor) = match &target {
             Target::Numeric => {
                 let values = |c: &Column, rows: &[u32]| match &c.values {
@@ -113,8 +127,7 @@ fn one(
                     (false, true, false) => Err("synthetic has no values here, training has"),
                     (false, false, false) => ks_statistic_sorted(&vr, &vs).ok_or("undefined"),
                 };
-                let allowance = ks_critical(vr.len(), vs.len());
-                ("KS D", stat.map(|d| (d, allowance)), floor)
+                ("KS D", stat, floor)
             }
             Target::Categorical(coded) => {
                 let count = |codes: &[u32], rows: &[u32]| {
@@ -135,7 +148,7 @@ fn one(
                 } else {
                     total_variation(&cr, &count(&coded.s, &s[k])).ok_or("undefined")
                 };
-                ("total variation", stat.map(|d| (d, 0.0)), floor)
+                ("total variation", stat, floor)
             }
         };
         let sizes = format!(
@@ -144,41 +157,27 @@ fn one(
             s[k].len(),
             h[k].len()
         );
-        match stat {
-            Ok((d, allowance)) => {
-                let threshold = threshold.max(allowance);
-                let passed = d <= threshold;
-                result(
-                    operator::CONDITIONAL_KS,
-                    columns,
-                    d,
-                    threshold,
-                    floor,
-                    passed,
-                    format!(
-                        "{what} of `{}` within {}={label}: {d:.4} {} threshold {threshold:.4} \
-                         ({sizes}){}",
-                        column.name(),
-                        given.name(),
-                        if passed { "≤" } else { ">" },
-                        floor_note(floor, threshold),
-                    ),
-                )
-            }
-            Err(why) => result(
-                operator::CONDITIONAL_KS,
-                columns,
-                1.0,
-                threshold,
-                floor,
-                false,
-                format!(
-                    "{what} of `{}` within {}={label}: {why} ({sizes})",
-                    column.name(),
-                    given.name()
-                ),
+        // A stratum the batch lacks or empties scores 1; whether fresh rows
+        // do that too at these sizes is the null's call.
+        let (d, why) = match stat {
+            Ok(d) => (d, String::new()),
+            Err(why) => (1.0, format!(": {why}")),
+        };
+        let r = result(
+            operator::CONDITIONAL_KS,
+            columns,
+            d,
+            limit,
+            floor,
+            d <= limit,
+            format!(
+                "{what} of `{}` within {}={label}{why}: {d:.4} ({sizes}){}",
+                column.name(),
+                given.name(),
+                floor_note(floor),
             ),
-        }
+        );
+        (r, key)
     });
     let mut reported = Vec::new();
     if !skipped.is_empty() {
@@ -200,40 +199,4 @@ fn one(
         ));
     }
     (gated, reported)
-}
-
-/// c(α) of the two-sample Kolmogorov–Smirnov test at α = 0.001 (asymptotic:
-/// √(−½ ln(α/2)) = 1.9495).
-const KS_C_ALPHA: f64 = 1.9495;
-
-/// The KS D that two samples of `n` and `m` rows from one distribution
-/// exceed with probability 0.001: c(α)·√((n + m)/(n·m)). A stratum of 50
-/// training rows has D ≈ 0.2 from sampling alone, so a fixed 0.15 would
-/// fail faithful batches at random (measured: 13 % of faithful 3 000-row
-/// batches); the stratum's threshold is the larger of the configured one
-/// and this. α is small because a batch has many strata: the allowance only
-/// matters for small ones, where it keeps a chance failure rare, and a real
-/// difference in a small stratum still fails once it exceeds the noise.
-pub(crate) fn ks_critical(n: usize, m: usize) -> f64 {
-    if n == 0 || m == 0 {
-        return 0.0;
-    }
-    let (n, m) = (n as f64, m as f64);
-    KS_C_ALPHA * ((n + m) / (n * m)).sqrt()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ks_critical_value_is_the_asymptotic_bound() {
-        // c(0.001) = √(−½·ln(0.0005)) = 1.94947…
-        assert!((KS_C_ALPHA - (-0.5 * (0.0005f64).ln()).sqrt()).abs() < 1e-4);
-        // n = m = 50: 1.9495·√(100/2500) = 0.3899
-        assert!((ks_critical(50, 50) - 0.3899).abs() < 1e-4);
-        // Large strata: below the configured 0.15, which then decides.
-        assert!(ks_critical(2000, 2000) < 0.07);
-        assert_eq!(ks_critical(0, 10), 0.0);
-    }
 }

@@ -163,6 +163,26 @@ pub struct GateConfig {
     /// |guess − secret| ≤ tolerance · |secret| (categorical secrets must
     /// match exactly). Default 0.05, as Anonymeter. Must be in [0, 1].
     pub inference_tolerance: f64,
+    /// The chance that fresh real rows, given as the synthetic batch, fail
+    /// any gated result of it: the gate's false-fail rate for a perfect
+    /// generator. Split between the operators (see `gate::calibration`);
+    /// each operator's noise allowance is the quantile of its null at its
+    /// share. Default 0.04: the target is 5 % on real tables, and the point
+    /// of margin covers what is still approximate (normal tails of the DCR
+    /// relabellings, the replicates' own Monte Carlo error). Must be in
+    /// (0, 0.5].
+    pub false_fail_rate: f64,
+    /// Largest relative loss of share allowed for a declared subgroup
+    /// (`roles.subgroups`): 0.5 means a group may not lose half of its
+    /// share of the batch (a group that vanished scores 1). Default 0.5.
+    /// Must be in (0, 1].
+    pub subgroup_loss_max: f64,
+    /// Resampling replicates behind the fidelity operators' noise
+    /// allowances (each one re-scores the whole fidelity family on a random
+    /// split of training ∪ holdout). 200 estimate the family's 98th
+    /// percentile to within about ±1 % of false fails. Default 200. Must be
+    /// ≥ 20.
+    pub null_replicates: usize,
 }
 
 impl Default for GateConfig {
@@ -194,6 +214,9 @@ impl Default for GateConfig {
             inference_risk_max: 0.10,
             anonymeter_n_attacks: 5000,
             inference_tolerance: 0.05,
+            false_fail_rate: 0.04,
+            subgroup_loss_max: 0.5,
+            null_replicates: 200,
         }
     }
 }
@@ -275,6 +298,18 @@ impl GateConfig {
             check(field, value, (0.0..=1.0).contains(&value), "[0, 1]");
         }
         check(
+            "subgroup_loss_max",
+            self.subgroup_loss_max,
+            open_unit(self.subgroup_loss_max),
+            "(0, 1]",
+        );
+        check(
+            "false_fail_rate",
+            self.false_fail_rate,
+            self.false_fail_rate > 0.0 && self.false_fail_rate <= 0.5,
+            "(0, 0.5]",
+        );
+        check(
             "utility_auroc_gap_max",
             self.utility_auroc_gap_max,
             (0.0..=1.0).contains(&self.utility_auroc_gap_max),
@@ -293,6 +328,7 @@ impl GateConfig {
             ("k_anonymity_k", self.k_anonymity_k, 2),
             ("l_diversity_min", self.l_diversity_min, 1),
             ("anonymeter_n_attacks", self.anonymeter_n_attacks, 10),
+            ("null_replicates", self.null_replicates, 20),
         ] {
             if value < least {
                 problems.push(format!(

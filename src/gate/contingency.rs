@@ -163,15 +163,9 @@ pub(crate) fn joint_tv(p: &JointCounts, q: &JointCounts) -> Option<JointTv> {
     })
 }
 
-/// A note on the holdout floor, shared by the new fidelity operators.
-pub(crate) fn floor_note(floor: Option<f64>, threshold: f64) -> String {
-    match floor {
-        Some(f) if f > threshold => format!(
-            "; holdout vs training is {f:.4}, above the threshold: the window may be too small for it"
-        ),
-        Some(f) => format!("; holdout vs training {f:.4}"),
-        None => String::new(),
-    }
+/// A note on the holdout floor, shared by the joint fidelity operators.
+pub(crate) fn floor_note(floor: Option<f64>) -> String {
+    floor.map_or(String::new(), |f| format!("; holdout vs training {f:.4}"))
 }
 
 /// Gated results (categorical pairs) and reported results (mixed pairs),
@@ -238,11 +232,9 @@ fn pair_result(
     let (cell, pr, ps) = worst;
     let kb = levels.1 as u64;
     let label = |c: &Coded, i: u64| c.labels.get(i as usize).cloned().unwrap_or_default();
-    let within = tv <= threshold;
     let mut explanation = format!(
-        "joint total variation {tv:.4} {} threshold {threshold:.4} over {}×{} cells; largest gap at \
-         ({}={}, {}={}): {:.2}% synthetic vs {:.2}% training{}",
-        if within { "≤" } else { ">" },
+        "joint total variation {tv:.4} over {}×{} cells; largest gap at ({}={}, {}={}): {:.2}% \
+         synthetic vs {:.2}% training{}",
         levels.0,
         levels.1,
         names[0],
@@ -251,7 +243,7 @@ fn pair_result(
         label(b, cell % kb.max(1)),
         100.0 * ps,
         100.0 * pr,
-        floor_note(floor, threshold),
+        floor_note(floor),
     );
     if !gated {
         explanation =
@@ -263,7 +255,7 @@ fn pair_result(
         tv,
         threshold,
         floor,
-        within || !gated,
+        tv <= threshold || !gated,
         explanation,
     )
 }

@@ -2,31 +2,41 @@
 //! column by column and pair by pair?
 //!
 //! Each operator scores synthetic S against training R and, as a noise
-//! floor, holdout H against R: the floor says how far fresh real data sits
-//! from R at this sample size, which tells a reviewer whether a failure is
-//! the generator's fault or a threshold too tight for the window. The gate
-//! decides on the threshold alone; the floor is evidence.
+//! floor, holdout H against R. The operators here only measure: the verdict
+//! comes from `gate::calibration`, which compares each statistic with the
+//! larger of its effect limit (`gate.*_max`) and its noise allowance (what
+//! fresh real rows score at these sizes, from the resampling null of
+//! `gate::null`).
 //!
 //! Choices for degenerate columns (never NaN):
-//! - a numeric column with no finite value in R nor in S passes with
-//!   statistic 0 (nothing to compare); with values on one side only it fails
-//!   with statistic 1 (the column went missing, or appeared from nothing);
-//! - Wasserstein-1 is scaled by the training IQR; when that is 0 (a column
-//!   dominated by one value) by the training range; when that is also 0, the
-//!   distance is taken in the column's own units;
+//! - a numeric column with no finite value in R nor in S scores 0 (nothing
+//!   to compare); with values on one side only it scores 1 (the column went
+//!   missing, or appeared from nothing), and the null says whether fresh
+//!   rows of a mostly-missing column do that too;
+//! - Wasserstein-1 is scaled by a robust spread of the training column that
+//!   never collapses while the column varies: the larger of its IQR and
+//!   1.6903 × its mean absolute deviation from the median (the IQR a normal
+//!   column with that deviation has: IQR/E|X − med| = 1.3490σ / 0.7979σ).
+//!   On a bell-shaped column this is the IQR, as before; on a column that is
+//!   usually 0 or has a long tail (a clinical score, a length of stay) the
+//!   IQR is tiny or 0 while the tail moves the distance, and the deviation
+//!   keeps the ratio meaningful. A constant column is measured in its own
+//!   units;
 //! - correlations use numeric columns only (categories have no order); a pair
 //!   is gated when its training |Spearman r| ≥ `correlation_min_real`
-//!   (pairs below are not reported); an
-//!   undefined synthetic correlation (constant column) counts as r = 0.
+//!   (pairs below are not reported); an undefined synthetic correlation
+//!   (constant column) counts as r = 0; a flipped sign has effect limit 0
+//!   (it fails once it is beyond noise, whatever `correlation_diff_max`).
 
 use super::config::GateConfig;
+use super::contingency::floor_note;
 use super::input::ColumnTriple;
 use super::parallel::parallel_map;
 use super::report::{OperatorResult, operator};
 use super::result;
 use crate::stats::{
-    RankedColumn, aligned_counts, iqr, ks_statistic_sorted, sorted_finite, spearman_ranked,
-    total_variation, wasserstein1_sorted,
+    RankedColumn, aligned_counts, iqr, ks_statistic_sorted, quantile_sorted, sorted_finite,
+    spearman_ranked, total_variation, wasserstein1_sorted,
 };
 use crate::table::{Column, ColumnValues};
 
@@ -100,94 +110,83 @@ fn missing_share(column: &Column) -> f64 {
     missing as f64 / n as f64
 }
 
-fn floor_note(floor: Option<f64>, threshold: f64) -> String {
-    match floor {
-        Some(f) if f > threshold => format!(
-            "; holdout vs training is {f:.4}, above the threshold: the window may be too small for it"
-        ),
-        Some(f) => format!("; holdout vs training {f:.4}"),
-        None => String::new(),
-    }
-}
-
 fn ks(triple: &ColumnTriple<'_>, x: &Samples, config: &GateConfig) -> OperatorResult {
     let name = triple.name();
     let floor = floor_of(&x.r, &x.h, ks_statistic_sorted);
-    let columns = vec![name.to_string()];
-    match two_samples(&x.r, &x.s, "synthetic", ks_statistic_sorted) {
-        Ok(d) => {
-            let passed = d <= config.ks_max;
-            let explanation = format!(
-                "KS D {d:.4} {} threshold {:.4}{}; missing {:.1}% synthetic vs {:.1}% training",
-                if passed { "≤" } else { ">" },
-                config.ks_max,
-                floor_note(floor, config.ks_max),
-                100.0 * missing_share(triple.synthetic),
-                100.0 * missing_share(triple.train),
-            );
-            result(
-                operator::KS,
-                columns,
-                d,
-                config.ks_max,
-                floor,
-                passed,
-                explanation,
-            )
+    let (d, what) = match two_samples(&x.r, &x.s, "synthetic", ks_statistic_sorted) {
+        Ok(d) => (d, format!("KS D {d:.4}")),
+        Err((d, _, why)) => (d, format!("column `{name}`: {why}: KS D {d:.4}")),
+    };
+    let explanation = format!(
+        "{what}{}; missing {:.1}% synthetic vs {:.1}% training",
+        floor_note(floor),
+        100.0 * missing_share(triple.synthetic),
+        100.0 * missing_share(triple.train),
+    );
+    result(
+        operator::KS,
+        vec![name.to_string()],
+        d,
+        config.ks_max,
+        floor,
+        d <= config.ks_max,
+        explanation,
+    )
+}
+
+/// Ratio of a normal distribution's IQR to its mean absolute deviation from
+/// the median: 2·0.674490σ / (σ·√(2/π)) = 1.690 308.
+const IQR_PER_MEAN_ABS_DEVIATION: f64 = 1.690_308;
+
+/// The spread Wasserstein-1 is measured in, and its name: the larger of the
+/// IQR and the IQR implied by the mean absolute deviation from the median,
+/// so a column that is usually one value still has a scale.
+pub(crate) fn robust_scale(sorted: &[f64]) -> (f64, &'static str) {
+    let iqr = iqr(sorted).unwrap_or(0.0);
+    let deviation = match quantile_sorted(sorted, 0.5) {
+        Some(median) if !sorted.is_empty() => {
+            IQR_PER_MEAN_ABS_DEVIATION * sorted.iter().map(|v| (v - median).abs()).sum::<f64>()
+                / sorted.len() as f64
         }
-        Err((d, passed, why)) => result(
-            operator::KS,
-            columns,
-            d,
-            config.ks_max,
-            floor,
-            passed,
-            format!("column `{name}`: {why}"),
-        ),
+        _ => 0.0,
+    };
+    if iqr <= 0.0 && deviation <= 0.0 {
+        (1.0, "column units (training is constant)")
+    } else if iqr >= deviation {
+        (iqr, "training IQR")
+    } else {
+        (
+            deviation,
+            "training spread (1.69 × mean absolute deviation, above the IQR)",
+        )
     }
 }
 
 fn wasserstein(triple: &ColumnTriple<'_>, x: &Samples, config: &GateConfig) -> OperatorResult {
     let name = triple.name();
-    let (scale, unit) = match iqr(&x.r) {
-        Some(q) if q > 0.0 => (q, "training IQR"),
-        _ => match (x.r.first(), x.r.last()) {
-            (Some(lo), Some(hi)) if hi > lo => (hi - lo, "training range (IQR is 0)"),
-            _ => (1.0, "column units (training is constant)"),
-        },
-    };
+    let (scale, unit) = robust_scale(&x.r);
     let score = |a: &[f64], b: &[f64]| wasserstein1_sorted(a, b).map(|w| w / scale);
     let floor = floor_of(&x.r, &x.h, score);
-    let threshold = config.wasserstein_iqr_max;
-    let columns = vec![name.to_string()];
-    match two_samples(&x.r, &x.s, "synthetic", score) {
-        Ok(w) => {
-            let passed = w <= threshold;
-            let explanation = format!(
-                "Wasserstein-1 = {w:.4} × {unit} ({scale:.4}) {} threshold {threshold:.4}{}",
-                if passed { "≤" } else { ">" },
-                floor_note(floor, threshold),
-            );
-            result(
-                operator::WASSERSTEIN_IQR,
-                columns,
-                w,
-                threshold,
-                floor,
-                passed,
-                explanation,
-            )
-        }
-        Err((w, passed, why)) => result(
-            operator::WASSERSTEIN_IQR,
-            columns,
+    let limit = config.wasserstein_iqr_max;
+    let (w, explanation) = match two_samples(&x.r, &x.s, "synthetic", score) {
+        Ok(w) => (
             w,
-            threshold,
-            floor,
-            passed,
-            format!("column `{name}`: {why}"),
+            format!(
+                "Wasserstein-1 = {w:.4} × {unit} ({scale:.4}){}",
+                floor_note(floor)
+            ),
         ),
-    }
+        Err((w, _, why)) => (w, format!("column `{name}`: {why}")),
+    };
+    result(
+        operator::WASSERSTEIN_IQR,
+        vec![name.to_string()],
+        w,
+        limit,
+        floor,
+        w <= limit,
+        explanation,
+    )
 }
 
 fn tv(triple: &ColumnTriple<'_>, config: &GateConfig) -> OperatorResult {
@@ -198,47 +197,39 @@ fn tv(triple: &ColumnTriple<'_>, config: &GateConfig) -> OperatorResult {
             .and_then(|c| total_variation(&c.a, &c.b).map(|tv| (tv, c)))
     };
     let floor = score(triple.holdout).map(|(tv, _)| tv);
-    match score(triple.synthetic) {
+    let (tv, explanation) = match score(triple.synthetic) {
         Some((tv, counts)) => {
-            let passed = tv <= config.tv_max;
             let unseen = counts
                 .labels
                 .iter()
                 .zip(counts.a.iter().zip(&counts.b))
                 .filter(|(_, (r, s))| **r == 0 && **s > 0)
                 .count();
-            let explanation = format!(
-                "total variation {tv:.4} {} threshold {:.4} over {} categories{}{}",
-                if passed { "≤" } else { ">" },
-                config.tv_max,
-                counts.labels.len(),
-                if unseen > 0 {
-                    format!(" ({unseen} not in training)")
-                } else {
-                    String::new()
-                },
-                floor_note(floor, config.tv_max),
-            );
-            result(
-                operator::TOTAL_VARIATION,
-                columns,
+            (
                 tv,
-                config.tv_max,
-                floor,
-                passed,
-                explanation,
+                format!(
+                    "total variation {tv:.4} over {} categories{}{}",
+                    counts.labels.len(),
+                    if unseen > 0 {
+                        format!(" ({unseen} not in training)")
+                    } else {
+                        String::new()
+                    },
+                    floor_note(floor),
+                ),
             )
         }
-        None => result(
-            operator::TOTAL_VARIATION,
-            columns,
-            1.0,
-            config.tv_max,
-            floor,
-            false,
-            "categories could not be counted".to_string(),
-        ),
-    }
+        None => (1.0, "categories could not be counted".to_string()),
+    };
+    result(
+        operator::TOTAL_VARIATION,
+        columns,
+        tv,
+        config.tv_max,
+        floor,
+        tv <= config.tv_max,
+        explanation,
+    )
 }
 
 fn numeric_values(column: &Column) -> &[f64] {
@@ -264,27 +255,28 @@ fn correlations<'a>(numeric: &[ColumnTriple<'a>], config: &GateConfig) -> Vec<Op
         let synthetic = spearman_ranked(s[i], s[j]);
         let syn = synthetic.unwrap_or(0.0);
         let diff = (syn - real).abs();
-        let flipped = syn * real < 0.0;
         let floor = spearman_ranked(h[i], h[j]).map(|hr| (hr - real).abs());
-        let threshold = config.correlation_diff_max;
-        let passed = diff <= threshold && !flipped;
+        // A flipped sign is a material change whatever its size: its limit
+        // is 0, so only the noise allowance can excuse it.
+        let flipped = syn * real < 0.0;
+        let limit = if flipped {
+            0.0
+        } else {
+            config.correlation_diff_max
+        };
         let explanation = format!(
-            "Spearman r {real:.3} in training, {} in synthetic: |Δr| {diff:.4} {} threshold {threshold:.4}{}{}",
+            "Spearman r {real:.3} in training, {} in synthetic: |Δr| {diff:.4}{}{}",
             synthetic.map_or("undefined (taken as 0)".to_string(), |v| format!("{v:.3}")),
-            if diff <= threshold { "≤" } else { ">" },
             if flipped { "; the sign flipped" } else { "" },
-            floor_note(floor, threshold),
+            floor_note(floor),
         );
         Some(result(
             operator::SPEARMAN_DIFF,
-            vec![
-                numeric[i].name().to_string(),
-                numeric[j].name().to_string(),
-            ],
+            vec![numeric[i].name().to_string(), numeric[j].name().to_string()],
             diff,
-            threshold,
+            limit,
             floor,
-            passed,
+            diff <= limit,
             explanation,
         ))
     })

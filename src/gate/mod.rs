@@ -49,6 +49,7 @@
 mod aggregate;
 mod anonymeter;
 mod anonymity;
+mod calibration;
 mod codes;
 mod conditional;
 mod config;
@@ -57,12 +58,14 @@ mod detection;
 mod fidelity;
 mod input;
 mod membership;
+mod null;
 mod parallel;
 mod privacy;
 mod report;
 #[cfg(test)]
 mod risk_tests;
 mod roles;
+mod subgroups;
 #[cfg(test)]
 mod tests;
 mod utility;
@@ -210,14 +213,13 @@ fn run(
     if !problems.is_empty() {
         return Err(GateError::InvalidRoles { problems });
     }
-    let mut results = fidelity::fidelity(&columns, config);
-    let (gated, mut reported) = contingency::contingency(&columns, config);
-    results.extend(gated);
-    let (gated, mut skipped) = conditional::conditionals(&columns, &roles.conditionals, config);
-    results.extend(gated);
-    reported.append(&mut skipped);
+    let (mut results, mut reported) =
+        fidelity_family(train, synthetic, &columns, roles, config, seed)?;
     let (gated, mut skipped) = utility::utility(&columns, roles, config, seed);
-    results.extend(gated);
+    results.extend(calibration::calibrate_split(
+        gated,
+        config.false_fail_rate * calibration::UTILITY_SHARE,
+    ));
     reported.append(&mut skipped);
     reported.push(detection::detection(train, holdout, synthetic, seed));
     let aggregates = aggregate::quality_scores(&columns);
@@ -236,17 +238,64 @@ fn run(
         return Ok(GateReport::new(results).with_evidence(reported, Some(aggregates)));
     }
     let aggregates = aggregates.with_dcr_overfitting(train, holdout, synthetic, config, seed)?;
-    results.extend(privacy::privacy(train, holdout, synthetic, config, seed)?);
-    results.extend(membership::membership(
+    let mut private = privacy::privacy(train, holdout, synthetic, config, seed)?;
+    private.extend(membership::membership(
         train, holdout, synthetic, config, seed,
     )?);
-    results.extend(anonymity::anonymity(
+    private.extend(anonymity::anonymity(
         train, holdout, synthetic, roles, config,
     )?);
-    results.extend(anonymeter::anonymeter(
+    private.extend(anonymeter::anonymeter(
         train, holdout, synthetic, roles, config, seed,
     )?);
+    results.extend(calibration::calibrate_split(
+        private,
+        config.false_fail_rate * calibration::PRIVACY_SHARE,
+    ));
     Ok(GateReport::new(results).with_evidence(reported, Some(aggregates)))
+}
+
+/// The fidelity family, calibrated: every per-column, pair, contingency,
+/// conditional and subgroup result gets its noise allowance from one
+/// permutation null of training ∪ synthetic at the batch's sizes (max-T over
+/// the family at its share of the false-fail rate). Returns (gated,
+/// reported).
+fn fidelity_family(
+    train: &Table,
+    synthetic: &Table,
+    columns: &[input::ColumnTriple<'_>],
+    roles: &Roles,
+    config: &GateConfig,
+    seed: u64,
+) -> Result<(Vec<OperatorResult>, Vec<OperatorResult>), GateError> {
+    let (keyed, reported) = null::keyed_results(columns, roles, config);
+    let keys: Vec<String> = keyed.iter().map(|(_, k)| k.clone()).collect();
+    let null = null::fidelity_null(train, synthetic, &keys, roles, config, seed)?;
+    let alpha = config.false_fail_rate * calibration::FIDELITY_SHARE;
+    let allowances = calibration::max_t_allowances(&null.values, alpha);
+    let how = format!(
+        "{} random splits of training ∪ synthetic into {} × {} rows, {:.1}% familywise over \
+         {} fidelity results{}",
+        config.null_replicates,
+        null.rows.0,
+        null.rows.1,
+        100.0 * alpha,
+        keyed.len(),
+        if null.scale < 1.0 {
+            format!(", scaled ×{:.3} to the batch's sizes", null.scale)
+        } else {
+            String::new()
+        }
+    );
+    let results = keyed
+        .into_iter()
+        .zip(allowances)
+        .map(|((mut r, _), a)| {
+            calibration::calibrate(&mut r, a.map(|a| a * null.scale), &how);
+            r
+        })
+        .collect();
+    Ok((results, reported))
 }
 
 /// Builds a result, refusing to carry a non-finite number: a statistic that
@@ -274,6 +323,8 @@ fn result(
         columns,
         statistic,
         threshold,
+        effect_limit: threshold,
+        noise_allowance: None,
         noise_floor: noise_floor.filter(|f| f.is_finite()),
         passed,
         explanation,

@@ -31,6 +31,8 @@ pub mod operator {
     /// KS D (numeric) or TV (categorical) of a column within one stratum
     /// of a configured conditional.
     pub const CONDITIONAL_KS: &str = "conditional_ks";
+    /// Relative loss of a declared subgroup's share of the batch.
+    pub const SUBGROUP_SHARE: &str = "subgroup_share";
     /// AUROC(train on real) − AUROC(train on synthetic) on the holdout.
     pub const UTILITY_AUROC_GAP: &str = "utility_auroc_gap";
     /// The same gap within one subgroup.
@@ -59,13 +61,14 @@ pub mod operator {
     pub const DETECTION_AUC: &str = "detection_auc";
 
     /// Every gated operator, in report order.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         KS,
         TOTAL_VARIATION,
         WASSERSTEIN_IQR,
         SPEARMAN_DIFF,
         CONTINGENCY_TV,
         CONDITIONAL_KS,
+        SUBGROUP_SHARE,
         UTILITY_AUROC_GAP,
         UTILITY_SUBGROUP_GAP,
         EXACT_MATCH,
@@ -90,8 +93,20 @@ pub struct OperatorResult {
     pub columns: Vec<String>,
     /// The score of synthetic vs training (always finite).
     pub statistic: f64,
-    /// The largest passing score.
+    /// The largest passing score: the larger of `effect_limit` and
+    /// `noise_allowance` (the calibration rule, see `gate::calibration`).
     pub threshold: f64,
+    /// The effect size that counts as material: the configured limit
+    /// (`gate.*_max`), or for a comparison with the holdout the holdout's
+    /// score plus the configured margin.
+    #[serde(default)]
+    pub effect_limit: f64,
+    /// What fresh real data scores at these sizes with probability no more
+    /// than this operator's share of the gate's false-fail rate: the
+    /// resampling or analytic null quantile. `None` where the operator has
+    /// no noise allowance (its limit alone decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_allowance: Option<f64>,
     /// The same score for holdout vs training, where meaningful: how far
     /// fresh real data already sits from the training data.
     pub noise_floor: Option<f64>,
@@ -178,6 +193,8 @@ mod tests {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             statistic: 0.0,
             threshold: 0.1,
+            effect_limit: 0.1,
+            noise_allowance: None,
             noise_floor: None,
             passed,
             explanation: String::new(),

@@ -290,13 +290,16 @@ fn degenerate_inputs_give_finite_explained_results() {
     // Sensitive columns that are also QIs are not attacked: only dx.
     assert_eq!(results(&report, operator::INFERENCE_RISK).len(), 1);
 
-    // Tiny tables (< 10 rows): finite, and the bounds are too wide to vouch
-    // for the batch, so the attacks fail and say how few records they had.
+    // Tiny tables (< 10 rows): finite, and chance alone moves an attacker
+    // this much, so noise decides and the fresh batch passes; the results
+    // say how few records they had and what size of leak they could see.
     let (r, h, s) = (patients(6, 1), patients(5, 2), patients(7, 3));
     let report = run(&r, &h, &s, &rich_roles());
     let mia = results(&report, operator::MIA_NEAREST_RECORD)[0];
     assert!(
-        !mia.passed && mia.explanation.contains("on 5 training members"),
+        mia.passed
+            && mia.explanation.contains("on 5 training members")
+            && mia.noise_allowance.is_some_and(|a| a > mia.effect_limit),
         "{mia:?}"
     );
     let inference = results(&report, operator::INFERENCE_RISK)[0];
@@ -305,7 +308,10 @@ fn degenerate_inputs_give_finite_explained_results() {
         "{inference:?}"
     );
     let linkability = results(&report, operator::LINKABILITY_RISK)[0];
-    assert!(!linkability.passed, "{linkability:?}");
+    assert!(
+        linkability.threshold >= linkability.effect_limit,
+        "{linkability:?}"
+    );
     // A single quasi-identifier cannot be split for linkability.
     let one = Roles {
         quasi_identifiers: strings(&["age"]),

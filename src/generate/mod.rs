@@ -148,6 +148,11 @@ pub struct ModelRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<auto::Selection>,
     pub model: GeneratorModel,
+    /// How each column was read from a file (`resynth synthesize`), so
+    /// `resynth sample` writes dates as dates; empty for engine models,
+    /// whose output schema says it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_formats: Vec<(String, crate::source::text_values::ColumnFormat)>,
 }
 
 /// Splits rows into (train, holdout) by privacy unit: all rows of one entity
@@ -285,6 +290,7 @@ pub fn fit_model(
         reference,
         selection,
         model,
+        column_formats: Vec::new(),
     })
 }
 

@@ -4,11 +4,15 @@
 //! CSV as RFC 4180 writes it: a header row, fields quoted only when they
 //! hold a comma, quote or line break, missing values as empty fields.
 //! Numbers use Rust's shortest round-trip form, so reading the file back
-//! gives the sampled values exactly.
+//! gives the sampled values exactly; with the formats the training file was
+//! read with, dates and timestamps are written in ISO 8601 and whole-number
+//! columns without a decimal point, so `resynth validate` reads the output
+//! with the training file's kinds.
 
 use std::io::Write;
 use std::path::Path;
 
+use crate::source::text_values::ColumnFormat;
 use crate::table::{ColumnValues, Table};
 
 fn quoted(field: &str) -> String {
@@ -19,24 +23,41 @@ fn quoted(field: &str) -> String {
     }
 }
 
-fn field(values: &ColumnValues, row: usize, column: &crate::table::Column) -> String {
-    match values {
-        ColumnValues::Numeric(v) if v[row].is_finite() => format!("{}", v[row]),
-        ColumnValues::Numeric(_) => String::new(),
-        ColumnValues::Categorical { .. } => column.label(row).map(quoted).unwrap_or_default(),
+fn field(column: &crate::table::Column, row: usize, format: Option<ColumnFormat>) -> String {
+    match (&column.values, format) {
+        (ColumnValues::Numeric(v), Some(f)) => f.format(v[row]).unwrap_or_default(),
+        (ColumnValues::Numeric(v), None) if v[row].is_finite() => format!("{}", v[row]),
+        (ColumnValues::Numeric(_), None) => String::new(),
+        (ColumnValues::Categorical { .. }, _) => column.label(row).map(quoted).unwrap_or_default(),
     }
 }
 
 /// Writes `table` as CSV to `path` (replacing it).
 pub fn write_csv(table: &Table, path: &Path) -> std::io::Result<()> {
+    write_csv_with(table, &[], path)
+}
+
+/// Writes `table` as CSV to `path`, each column in its `formats` entry
+/// (columns without one as plain numbers or labels).
+pub fn write_csv_with(
+    table: &Table,
+    formats: &[(String, ColumnFormat)],
+    path: &Path,
+) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     let header: Vec<String> = table.columns.iter().map(|c| quoted(&c.name)).collect();
     writeln!(out, "{}", header.join(","))?;
+    let of: Vec<Option<ColumnFormat>> = table
+        .columns
+        .iter()
+        .map(|c| formats.iter().find(|(n, _)| *n == c.name).map(|(_, f)| *f))
+        .collect();
     for row in 0..table.n_rows() {
         let fields: Vec<String> = table
             .columns
             .iter()
-            .map(|c| field(&c.values, row, c))
+            .zip(&of)
+            .map(|(c, f)| field(c, row, *f))
             .collect();
         writeln!(out, "{}", fields.join(","))?;
     }
@@ -61,6 +82,27 @@ mod tests {
         assert_eq!(
             text,
             "x,label\n1.5,\"a,b\"\n,\n0.30000000000000004,\"say \"\"hi\"\"\"\n"
+        );
+    }
+
+    #[test]
+    fn formats_write_dates_and_whole_numbers() {
+        let table = Table::new(vec![
+            Column::numeric("visit", vec![16_972.0, f64::NAN]),
+            Column::numeric("age", vec![57.0, 61.0]),
+            Column::numeric("at", vec![1_580_458_500.0, 0.0]),
+        ]);
+        let formats = vec![
+            ("visit".to_string(), ColumnFormat::Date),
+            ("age".to_string(), ColumnFormat::Number { integer: true }),
+            ("at".to_string(), ColumnFormat::Timestamp),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        write_csv_with(&table, &formats, &path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "visit,age,at\n2016-06-20,57,2020-01-31T08:15:00\n,61,1970-01-01T00:00:00\n"
         );
     }
 }

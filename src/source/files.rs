@@ -1,30 +1,43 @@
 //! File mode: the training, holdout and synthetic tables of `resynth
-//! validate`, read from CSV or Parquet through DataFusion, so a team can run
-//! the engine's gate on any generator's output (ours or another tool's).
+//! validate`, read from CSV or Parquet, so a team can run the engine's gate
+//! on any generator's output (ours or another tool's).
 //!
-//! The training file fixes the types: a column present in training is read
-//! with the training type in the other two files, so the three tables line
-//! up. Columns the spec declares categorical are read as strings everywhere,
-//! because type inference would turn codes like zip3 `021` into the number
-//! 21. A column missing from the synthetic file is left for the gate to
-//! report; a column the training file lacks is an error, since nothing could
-//! judge it.
+//! Every file is read as text first (Parquet values are cast to text), and
+//! the training file fixes each column's kind from its values (number, date,
+//! timestamp or label, see `text_values::ColumnFormat::infer`); the other
+//! two files are parsed with those kinds, so the three tables line up
+//! whatever tool wrote them (`57` and `57.0`, `1` and `1.0` as a category,
+//! `NA`, `NaN` and empty fields as missing, `TRUE` and `True`). Columns the
+//! spec declares categorical are labels everywhere (zip3 `021` stays `021`).
+//! Identifier columns are dropped before anything is parsed, so SDV's
+//! `sdv-id-…` strings where training had numbers never stop a validation;
+//! so is the unnamed row-number column R's `write.csv` and pandas' `to_csv`
+//! write first by default.
+//!
+//! A value that does not fit its column (`abc` in a numeric column, `6015`
+//! in a date column) stops the run with exit code 2 and a list of every such
+//! value with its file, column and line: a file whose values do not fit the
+//! training file's columns is not the data the gate is asked about, and
+//! scoring it (say, as missing values) would judge a different table.
+//! A column missing from the synthetic file is left for the gate to report;
+//! a column the training file lacks is an error, since nothing could judge
+//! it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
 
+use super::text_values::{ColumnFormat, canonical_label, is_missing};
 use crate::gate::{GateConfig, Roles};
 use crate::generate::GeneratorKind;
 use crate::generate::cart::CartConfig;
 use crate::generate::copula::CopulaConfig;
-use crate::schema::arrow_table;
-use crate::table::Table;
+use crate::table::{Column, Table};
 
 /// The `--roles` file of `resynth validate`: what the columns are and the
 /// thresholds to apply.
@@ -88,12 +101,18 @@ pub enum FileError {
     Read { path: PathBuf, message: String },
     #[error("{}: column {column:?} is not in the training file", path.display())]
     ExtraColumn { path: PathBuf, column: String },
-    #[error("{}: {source}", path.display())]
-    Convert {
+    /// Values that do not fit their column's kind; every one is listed (up
+    /// to [`MAX_LISTED`], then a count).
+    #[error("{}: {} value(s) do not fit their column:\n  - {}", path.display(), count, listed.join("\n  - "))]
+    Values {
         path: PathBuf,
-        source: arrow_table::ConvertError,
+        count: usize,
+        listed: Vec<String>,
     },
 }
+
+/// Bad values listed in one error; the rest are counted.
+pub const MAX_LISTED: usize = 20;
 
 impl ValidateSpec {
     /// Reads and checks the roles file; every problem is listed.
@@ -138,12 +157,14 @@ impl ValidateSpec {
     }
 }
 
-/// The three tables of a validation, identifiers dropped.
+/// The three tables of a validation, identifiers dropped, and the kind of
+/// each column as the training file fixed it.
 #[derive(Debug, Clone)]
 pub struct ValidationTables {
     pub train: Table,
     pub holdout: Table,
     pub synthetic: Table,
+    pub formats: Vec<(String, ColumnFormat)>,
 }
 
 fn is_parquet(path: &Path) -> bool {
@@ -158,141 +179,239 @@ fn read_error(path: &Path) -> impl Fn(String) -> FileError + '_ {
     }
 }
 
-/// The file's own schema (inferred for CSV).
-async fn file_schema(ctx: &SessionContext, path: &Path) -> Result<SchemaRef, FileError> {
+/// One file's columns as text, in file order (`None` for a null field).
+type TextColumns = Vec<(String, Vec<Option<String>>)>;
+
+/// Reads a file with every column as text: CSV fields as written, Parquet
+/// values cast to their text form (dates as `2016-06-20`).
+async fn read_text(ctx: &SessionContext, path: &Path) -> Result<TextColumns, FileError> {
     let err = read_error(path);
     let name = path
         .to_str()
         .ok_or_else(|| err("path is not UTF-8".into()))?;
-    let df = if is_parquet(path) {
-        ctx.read_parquet(name, ParquetReadOptions::default()).await
-    } else {
-        ctx.read_csv(name, CsvReadOptions::new().has_header(true))
-            .await
-    }
-    .map_err(|e| err(e.to_string()))?;
-    Ok(Arc::new(df.schema().as_arrow().clone()))
-}
-
-/// The schema to read `own` with: categorical columns as strings, columns
-/// known from training with the training type, the rest as inferred.
-fn read_schema(own: &Schema, train: Option<&Schema>, categorical: &[String]) -> Schema {
-    Schema::new(
-        own.fields()
-            .iter()
-            .map(|f| {
-                let dt = if categorical.contains(f.name()) {
-                    DataType::Utf8
-                } else {
-                    let dt = train
-                        .and_then(|t| t.field_with_name(f.name()).ok())
-                        .map_or_else(|| f.data_type().clone(), |t| t.data_type().clone());
-                    // Every number becomes f64 in the gate anyway; reading
-                    // integers as floats lets another tool write `57.0`
-                    // where training had `57`.
-                    if dt.is_integer() {
-                        DataType::Float64
-                    } else {
-                        dt
-                    }
-                };
-                Field::new(f.name(), dt, true)
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-async fn read_batches(
-    ctx: &SessionContext,
-    path: &Path,
-    schema: &Schema,
-) -> Result<Vec<RecordBatch>, FileError> {
-    let err = read_error(path);
-    let name = path
-        .to_str()
-        .ok_or_else(|| err("path is not UTF-8".into()))?;
-    if is_parquet(path) {
+    let batches: Vec<RecordBatch> = if is_parquet(path) {
         let df = ctx
             .read_parquet(name, ParquetReadOptions::default())
             .await
             .map_err(|e| err(e.to_string()))?;
-        let batches = df.collect().await.map_err(|e| err(e.to_string()))?;
-        // Parquet carries its own types: cast to the agreed ones.
-        let target = Arc::new(schema.clone());
-        batches
-            .into_iter()
-            .map(|b| {
-                let columns = b
-                    .columns()
-                    .iter()
-                    .zip(target.fields())
-                    .map(|(c, f)| cast(c, f.data_type()))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| err(format!("casting to the training types: {e}")))?;
-                RecordBatch::try_new(target.clone(), columns).map_err(|e| err(e.to_string()))
-            })
-            .collect()
+        df.collect().await.map_err(|e| err(e.to_string()))?
     } else {
-        let options = CsvReadOptions::new().has_header(true).schema(schema);
-        let df = ctx
-            .read_csv(name, options)
+        // The header gives the names; every field is then read as text so
+        // no inferred type can refuse another tool's spelling.
+        let inferred = ctx
+            .read_csv(name, CsvReadOptions::new().has_header(true))
             .await
             .map_err(|e| err(e.to_string()))?;
-        df.collect().await.map_err(|e| err(e.to_string()))
+        let text = Schema::new(
+            inferred
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        );
+        let df = ctx
+            .read_csv(name, CsvReadOptions::new().has_header(true).schema(&text))
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        df.collect().await.map_err(|e| err(e.to_string()))?
+    };
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let schema = first.schema();
+    let mut columns: TextColumns = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), Vec::new()))
+        .collect();
+    for b in &batches {
+        for (i, (_, values)) in columns.iter_mut().enumerate() {
+            let col = cast(b.column(i), &DataType::Utf8)
+                .map_err(|e| err(format!("column {:?}: {e}", schema.field(i).name())))?;
+            let arr = col.as_string::<i32>();
+            values.extend(
+                (0..arr.len()).map(|r| (!arr.is_null(r)).then(|| arr.value(r).to_string())),
+            );
+        }
+    }
+    Ok(columns)
+}
+
+/// A column of row numbers that R's `write.csv` and pandas' `to_csv` add by
+/// default, under an empty header (read back by pandas as `Unnamed: 0`): not
+/// data, so it is dropped from every file.
+fn is_row_index(name: &str) -> bool {
+    let name = name.trim();
+    name.is_empty()
+        || name
+            .strip_prefix("Unnamed: ")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The present values of a text column (missing spellings left out).
+fn present(values: &[Option<String>]) -> impl Iterator<Item = &str> + Clone {
+    values
+        .iter()
+        .filter_map(|v| v.as_deref())
+        .filter(|v| !is_missing(v))
+}
+
+/// Line of the `row`-th data row of a CSV file (the header is line 1; a
+/// quoted field spanning lines shifts later rows); Parquet: the row.
+fn place(path: &Path, row: usize) -> String {
+    if is_parquet(path) {
+        format!("row {}", row + 1)
+    } else {
+        format!("line {}", row + 2)
     }
 }
 
+/// Builds the table of one file with the given formats (ids dropped),
+/// listing every value that does not fit.
+fn to_table(
+    path: &Path,
+    text: TextColumns,
+    formats: &[(String, ColumnFormat)],
+) -> Result<Table, FileError> {
+    let mut bad: Vec<String> = Vec::new();
+    let mut count = 0usize;
+    let mut columns = Vec::new();
+    for (name, values) in text {
+        let Some(&(_, format)) = formats.iter().find(|(n, _)| *n == name) else {
+            continue;
+        };
+        let column = match format {
+            ColumnFormat::Text => {
+                let labels: Vec<Option<String>> = values
+                    .iter()
+                    .map(|v| v.as_deref().filter(|v| !is_missing(v)).map(canonical_label))
+                    .collect();
+                Column::categorical(name, &labels)
+            }
+            _ => {
+                let parsed = values
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| match v.as_deref().filter(|v| !is_missing(v)) {
+                        None => f64::NAN,
+                        Some(v) => format.parse(v).unwrap_or_else(|| {
+                            count += 1;
+                            if bad.len() < MAX_LISTED {
+                                bad.push(format!(
+                                    "column {name:?}, {}: {v:?} is not {}",
+                                    place(path, row),
+                                    format.expected()
+                                ));
+                            }
+                            f64::NAN
+                        }),
+                    })
+                    .collect();
+                Column::numeric(name, parsed)
+            }
+        };
+        columns.push(column);
+    }
+    if count > 0 {
+        if count > bad.len() {
+            bad.push(format!("… and {} more", count - bad.len()));
+        }
+        return Err(FileError::Values {
+            path: path.to_path_buf(),
+            count,
+            listed: bad,
+        });
+    }
+    Ok(Table::new(columns))
+}
+
+/// The training file: each non-id column's format from its values
+/// (declared categorical columns are text).
+fn infer_formats(text: &TextColumns, spec: &ValidateSpec) -> Vec<(String, ColumnFormat)> {
+    text.iter()
+        .filter(|(name, _)| !spec.id_columns.contains(name))
+        .map(|(name, values)| {
+            let format = if spec.categorical.contains(name) {
+                ColumnFormat::Text
+            } else {
+                ColumnFormat::infer(present(values))
+            };
+            (name.clone(), format)
+        })
+        .collect()
+}
+
+/// Reads one file given the training file's formats (or, for the training
+/// file itself, infers them).
 async fn read_table(
     ctx: &SessionContext,
     path: &Path,
-    train: Option<&Schema>,
+    formats: Option<&[(String, ColumnFormat)]>,
     spec: &ValidateSpec,
-) -> Result<(Schema, Table), FileError> {
-    let own = file_schema(ctx, path).await?;
-    if let Some(t) = train
-        && let Some(extra) = own
-            .fields()
-            .iter()
-            .find(|f| t.field_with_name(f.name()).is_err())
-    {
-        return Err(FileError::ExtraColumn {
-            path: path.to_path_buf(),
-            column: extra.name().clone(),
-        });
-    }
-    let schema = read_schema(&own, train, &spec.categorical);
-    let batches = read_batches(ctx, path, &schema).await?;
-    let table = if batches.is_empty() {
-        Table::default()
-    } else {
-        arrow_table::to_table(&batches, &spec.id_columns).map_err(|source| FileError::Convert {
-            path: path.to_path_buf(),
-            source,
-        })?
+) -> Result<(Vec<(String, ColumnFormat)>, Table), FileError> {
+    let text: TextColumns = read_text(ctx, path)
+        .await?
+        .into_iter()
+        .filter(|(name, _)| !is_row_index(name))
+        .collect();
+    let formats = match formats {
+        Some(f) => {
+            if let Some((extra, _)) = text.iter().find(|(name, _)| {
+                !spec.id_columns.contains(name) && !f.iter().any(|(n, _)| n == name)
+            }) {
+                return Err(FileError::ExtraColumn {
+                    path: path.to_path_buf(),
+                    column: extra.clone(),
+                });
+            }
+            f.to_vec()
+        }
+        None => infer_formats(&text, spec),
     };
-    Ok((schema, table))
+    let table = to_table(path, text, &formats)?;
+    Ok((formats, table))
 }
 
-/// Reads the three files; training first, since it fixes the types.
+/// A DataFusion context that reads a file in one partition, in file order.
+/// By default DataFusion splits files of 10 MB or more into byte ranges read
+/// in parallel, and rows then arrive in a different order on every run; the
+/// generators' draws and the gate's subsamples follow row order, so a
+/// verdict or a model would depend on thread timing.
+fn in_order() -> SessionContext {
+    SessionContext::new_with_config(
+        SessionConfig::new()
+            .with_target_partitions(1)
+            .with_repartition_file_scans(false),
+    )
+}
+
+/// Reads the three files; training first, since it fixes the kinds.
 pub async fn read_tables(
     train: &Path,
     holdout: &Path,
     synthetic: &Path,
     spec: &ValidateSpec,
 ) -> Result<ValidationTables, FileError> {
-    let ctx = SessionContext::new();
-    let (schema, train_t) = read_table(&ctx, train, None, spec).await?;
-    let (_, holdout_t) = read_table(&ctx, holdout, Some(&schema), spec).await?;
-    let (_, synthetic_t) = read_table(&ctx, synthetic, Some(&schema), spec).await?;
+    let ctx = in_order();
+    let (formats, train_t) = read_table(&ctx, train, None, spec).await?;
+    let (_, holdout_t) = read_table(&ctx, holdout, Some(&formats), spec).await?;
+    let (_, synthetic_t) = read_table(&ctx, synthetic, Some(&formats), spec).await?;
     Ok(ValidationTables {
         train: train_t,
         holdout: holdout_t,
         synthetic: synthetic_t,
+        formats,
     })
 }
 
-/// Reads one file on its own (the training file of `resynth synthesize`).
-pub async fn read_one(path: &Path, spec: &ValidateSpec) -> Result<Table, FileError> {
-    let ctx = SessionContext::new();
-    Ok(read_table(&ctx, path, None, spec).await?.1)
+/// Reads one file on its own (the training file of `resynth synthesize`),
+/// with the formats its columns were read as.
+pub async fn read_one(
+    path: &Path,
+    spec: &ValidateSpec,
+) -> Result<(Table, Vec<(String, ColumnFormat)>), FileError> {
+    let ctx = in_order();
+    let (formats, table) = read_table(&ctx, path, None, spec).await?;
+    Ok((table, formats))
 }

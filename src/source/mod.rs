@@ -6,3 +6,4 @@
 pub mod files;
 pub mod load;
 pub mod simulator;
+pub mod text_values;
