@@ -115,6 +115,9 @@ enum Command {
         /// Directory for validation.json and validation.html.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Audit directory to record this action in.
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
     },
     /// Fit the engine's generator (CART by default, see the roles file's
     /// `[generator]`) on a CSV or Parquet file and write a synthetic CSV,
@@ -159,18 +162,108 @@ enum Command {
         /// Sample only a cohort (see `synthesize --where`).
         #[arg(long = "where", value_name = "COLUMN=VALUE")]
         cohort: Vec<String>,
+        /// Audit directory to record this action in (default: the one the
+        /// model's registry lives in).
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
     },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Assemble the audit binder of one release (batch id, or `vN` for model
+    /// version N): the seven artifacts, a manifest of sha256 digests and an
+    /// index page. `binder verify DIR` re-checks one.
+    Binder(BinderArgs),
+    /// Sign a decision on a release's binder (in-toto statement in a DSSE
+    /// envelope, Ed25519) and record it in the audit log.
+    Approve {
+        /// Release id (batch id).
+        release: String,
+        /// Ed25519 private key, PKCS#8 PEM (`openssl genpkey -algorithm ed25519`
+        /// or `resynth keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The binder that was reviewed.
+        #[arg(long)]
+        binder: PathBuf,
+        /// Topology of the release (audit.dir, audit.approver_keys).
+        #[arg(long)]
+        topology: PathBuf,
+        /// Who decides (default: the OS user).
+        #[arg(long)]
+        approver: Option<String>,
+        /// Record a rejection instead of an approval.
+        #[arg(long)]
+        reject: bool,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Make an Ed25519 key pair: PREFIX.pem (private, mode 0600) and PREFIX.pub.pem.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BinderArgs {
+    #[command(subcommand)]
+    command: Option<BinderCommand>,
+    /// Release id (batch id), or `vN` for the batch of model version N.
+    release: Option<String>,
+    /// Directory to write the binder into.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Topology of the release (audit.dir, lineage.file, kafka).
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// Overrides kafka.brokers for the consumer registry.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Do not query the broker (the consumer registry says so).
+    #[arg(long)]
+    offline: bool,
+}
+
+#[derive(Subcommand)]
+enum BinderCommand {
+    /// Re-check a binder: digests, audit chain, artifacts re-derived from the
+    /// evidence, lineage links, approvals. Exits 0 when every check passes, 1 otherwise.
+    Verify {
+        dir: PathBuf,
+        /// Trusted approver public keys (SPKI PEM); repeatable.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<PathBuf>,
+        /// Also trust this topology's audit.approver_keys (and require an
+        /// approval when it sets output.require_approval).
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Fail without a valid approval.
+        #[arg(long)]
+        require_approval: bool,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the hash chain of an audit log (audit.jsonl).
-    Verify { path: PathBuf },
+    /// Verify the hash chain of an audit log (audit.jsonl); with --brokers,
+    /// also against the anchors (`resynth.audit_head`) on the topology's
+    /// synthetic and quarantine topics, which reveal a truncated tail or a
+    /// rewritten log.
+    Verify {
+        path: PathBuf,
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Topology whose output and quarantine topics hold the anchors.
+        #[arg(long)]
+        topology: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -210,7 +303,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             synthetic,
             roles,
             report,
-        } => validate(&train, &holdout, &synthetic, &roles, report.as_deref()),
+            audit_dir,
+        } => {
+            if let Some(dir) = &audit_dir {
+                record_action(dir, "", "validate")?;
+            }
+            validate(&train, &holdout, &synthetic, &roles, report.as_deref())
+        }
         Command::Synthesize {
             train,
             roles,
@@ -225,18 +324,46 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             seed,
             out,
             cohort,
-        } => sample(&model, rows, seed, &out, &cohort),
-        Command::Audit {
-            command: AuditCommand::Verify { path },
+            audit_dir,
         } => {
-            let entries = resynth::audit::verify(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "{}: {} entries, chain intact",
-                path.display(),
-                entries.len()
-            );
-            Ok(ExitCode::SUCCESS)
+            // The registry lives at <audit dir>/models/<topology>/vN.json.
+            let registry_dir = model
+                .parent()
+                .and_then(|p| p.parent())
+                .and_then(|p| p.parent())
+                .filter(|d| d.join("audit.jsonl").exists())
+                .map(|d| d.to_path_buf());
+            let topology = model
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some(dir) = audit_dir.or(registry_dir) {
+                record_action(&dir, &topology, "sample")?;
+            }
+            sample(&model, rows, seed, &out, &cohort)
         }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    path,
+                    brokers,
+                    topology,
+                },
+        } => audit_verify(&path, brokers, topology.as_deref()),
+        Command::Binder(args) => binder(args),
+        Command::Approve {
+            release,
+            key,
+            binder,
+            topology,
+            approver,
+            reject,
+            comment,
+        } => approve(
+            &release, &key, &binder, &topology, approver, reject, &comment,
+        ),
+        Command::Keygen { out } => keygen(&out),
         Command::Run {
             topology,
             brokers,
@@ -622,6 +749,257 @@ fn sample(
         record.version,
         &record.sha256[..16],
         out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records this command in an audit log (appended, or queued for the
+/// running engine), secrets redacted.
+fn record_action(audit_dir: &std::path::Path, topology: &str, command: &str) -> Result<()> {
+    use resynth::audit::access;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let recorded = access::record_external(
+        audit_dir,
+        topology,
+        "operator_action",
+        access::operator_action(command, &args),
+    )
+    .map_err(|e| anyhow::anyhow!("recording the action in {}: {e}", audit_dir.display()))?;
+    if let access::Recorded::Queued(p) = recorded {
+        eprintln!(
+            "note: the engine is running; this action is queued for its audit log ({})",
+            p.display()
+        );
+    }
+    Ok(())
+}
+
+fn audit_verify(
+    path: &std::path::Path,
+    brokers: Option<String>,
+    topology: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    use resynth::audit::anchor;
+    let entries = resynth::audit::verify(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{}: {} entries, chain intact",
+        path.display(),
+        entries.len()
+    );
+    let Some(brokers) = brokers else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(topology) = topology else {
+        bail!("--brokers needs --topology (its output and quarantine topics hold the anchors)");
+    };
+    let topo = load(topology)?;
+    let topics = vec![
+        topo.output.topic.clone(),
+        topo.kafka.quarantine_topic.clone(),
+    ];
+    let anchored = anchor::scan(&brokers, &topics, &topo.kafka.properties)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = anchor::check(&entries, &anchored);
+    println!(
+        "anchors: {} batches on {} carry {} distinct anchors; {} entries after the last anchor",
+        report.batches,
+        topics.join(", "),
+        report.anchors,
+        report.unanchored_tail
+    );
+    if report.problems.is_empty() {
+        println!("the log agrees with every anchor");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &report.problems {
+            eprintln!("  - {p}");
+        }
+        eprintln!(
+            "{}: {} problem(s) against the anchors on the topics",
+            path.display(),
+            report.problems.len()
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn binder(args: BinderArgs) -> Result<ExitCode> {
+    use resynth::audit::{approval, binder};
+    if let Some(BinderCommand::Verify {
+        dir,
+        mut trusted_keys,
+        topology,
+        mut require_approval,
+        json,
+    }) = args.command
+    {
+        if let Some(t) = &topology {
+            let topo = load(t)?;
+            trusted_keys.extend(topo.audit.approver_keys.iter().cloned());
+            require_approval |= topo.output.require_approval;
+        }
+        let trusted = approval::load_trusted(&trusted_keys).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let v = binder::verify(&dir, &trusted, require_approval)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for c in &v.checks {
+                println!(
+                    "{} {:<14} {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.check,
+                    c.detail
+                );
+            }
+            println!(
+                "binder {} (release {}, manifest sha256 {}): {}",
+                dir.display(),
+                v.release,
+                v.manifest_sha256,
+                if v.ok() { "verified" } else { "NOT verified" }
+            );
+        }
+        return Ok(exit_for(v.ok()));
+    }
+    let (Some(release), Some(out), Some(topology)) = (args.release, args.out, args.topology) else {
+        bail!(
+            "usage: resynth binder RELEASE --out DIR --topology FILE [--brokers B | --offline], or resynth binder verify DIR"
+        );
+    };
+    let topo = load(&topology)?;
+    record_action(&topo.audit.dir, &topo.name, "binder")?;
+    let options = binder::BuildOptions {
+        brokers: (!args.offline)
+            .then(|| args.brokers.unwrap_or_else(|| topo.kafka.brokers.clone())),
+        kafka_properties: topo.kafka.properties.clone(),
+        generated_at_ms: None,
+    };
+    let manifest = binder::build(
+        &topo.audit.dir,
+        &topo.lineage.file,
+        &release,
+        &out,
+        &options,
+    )?;
+    println!(
+        "binder of {} ({}) written to {}: {} files, manifest sha256 {}",
+        manifest["release"]["batch_id"].as_str().unwrap_or(""),
+        manifest["release"]["status"].as_str().unwrap_or(""),
+        out.display(),
+        manifest["files"].as_array().map_or(0, |f| f.len()),
+        binder::manifest_digest(&out)?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn approve(
+    release: &str,
+    key: &std::path::Path,
+    binder_dir: &std::path::Path,
+    topology: &std::path::Path,
+    approver: Option<String>,
+    reject: bool,
+    comment: &str,
+) -> Result<ExitCode> {
+    use resynth::audit::{access, approval, binder, openlineage};
+    let topo = load(topology)?;
+    record_action(&topo.audit.dir, &topo.name, "approve")?;
+    let trusted =
+        approval::load_trusted(&topo.audit.approver_keys).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Never sign a binder that does not verify (approvals aside).
+    let v = binder::verify(binder_dir, &trusted, false)?;
+    let broken: Vec<String> = v
+        .checks
+        .iter()
+        .filter(|c| !c.ok && c.check != "approvals")
+        .map(|c| format!("{}: {}", c.check, c.detail))
+        .collect();
+    if !broken.is_empty() {
+        bail!(
+            "{} does not verify; not signing:\n  - {}",
+            binder_dir.display(),
+            broken.join("\n  - ")
+        );
+    }
+    if v.release != release {
+        bail!(
+            "{} is the binder of {}, not {release}",
+            binder_dir.display(),
+            v.release
+        );
+    }
+    let signing = approval::load_signing_key(key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keyid = approval::keyid(&signing.verifying_key());
+    if !trusted.iter().any(|k| approval::keyid(k) == keyid) {
+        eprintln!(
+            "warning: this key is not among {}'s audit.approver_keys; the engine and `binder verify --topology` will not accept it",
+            topology.display()
+        );
+    }
+    let decision = approval::Decision {
+        release: release.to_string(),
+        manifest_sha256: v.manifest_sha256.clone(),
+        result: if reject { "fail" } else { "pass" }.into(),
+        approver: approver.unwrap_or_else(access::os_user),
+        time: openlineage::rfc3339(resynth::audit::now_ms()),
+        comment: comment.to_string(),
+    };
+    let envelope = approval::sign(&decision, &signing);
+    let bytes = serde_json::to_vec_pretty(&envelope)?;
+    let digest = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let dir = binder_dir.join("approvals");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(format!(
+        "{}-{}.dsse.json",
+        resynth::audit::now_ms(),
+        &keyid[..12]
+    ));
+    std::fs::write(&file, &bytes)?;
+    let recorded = access::record_external(
+        &topo.audit.dir,
+        &topo.name,
+        "release_approval",
+        serde_json::json!({"release": release, "batch_id": release, "result": decision.result,
+            "approver": decision.approver, "keyid": keyid, "manifest_sha256": v.manifest_sha256,
+            "envelope_sha256": digest, "envelope": envelope,
+            "manifest_text": std::fs::read_to_string(binder_dir.join("manifest.json"))?}),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{} {release}: signed manifest {} as {} (key {}…); envelope {} ({})",
+        if reject { "rejected" } else { "approved" },
+        v.manifest_sha256,
+        decision.approver,
+        &keyid[..16],
+        file.display(),
+        match recorded {
+            access::Recorded::Appended(seq) => format!("audit entry {seq}"),
+            access::Recorded::Queued(_) => "queued for the running engine".into(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(out: &std::path::Path) -> Result<ExitCode> {
+    use std::io::Write;
+    let (private, public) =
+        resynth::audit::approval::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let private_path = out.with_extension("pem");
+    let public_path = out.with_extension("pub.pem");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&private_path)
+        .with_context(|| format!("creating {} (it must not exist)", private_path.display()))?
+        .write_all(private.as_bytes())?;
+    std::fs::write(&public_path, public)?;
+    println!(
+        "wrote {} (private, 0600) and {}",
+        private_path.display(),
+        public_path.display()
     );
     Ok(ExitCode::SUCCESS)
 }

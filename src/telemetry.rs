@@ -52,6 +52,8 @@ pub const CONSUMER_LAG: &str = "resynth_consumer_lag";
 pub const TRANSACTIONS: &str = "resynth_transactions_total";
 /// Seconds spent per stage (sql, drift, fit, gate, publish).
 pub const STAGE_SECONDS: &str = "resynth_stage_seconds";
+/// OpenLineage events by `transport` (file, kafka, http) and `result` (ok, error).
+pub const LINEAGE_EVENTS: &str = "resynth_lineage_events_total";
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the Prometheus endpoint on {addr}: {message}")]

@@ -52,7 +52,10 @@ fn every_topology_option_is_in_the_readme() {
 fn every_lineage_header_and_metric_is_in_the_readme() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    for h in resynth::sink::header_names() {
+    for h in resynth::sink::header_names()
+        .into_iter()
+        .chain([resynth::audit::anchor::HEADER, "resynth.approval"])
+    {
         assert!(readme.contains(&format!("`{h}`")), "{h}");
     }
     use resynth::telemetry as t;
@@ -78,6 +81,7 @@ fn every_lineage_header_and_metric_is_in_the_readme() {
         t::CONSUMER_LAG,
         t::TRANSACTIONS,
         t::STAGE_SECONDS,
+        t::LINEAGE_EVENTS,
     ] {
         assert!(readme.contains(m), "{m}");
     }

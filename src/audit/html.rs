@@ -1466,6 +1466,7 @@ mod tests {
             threshold: 0.1,
             effect_limit: 0.1,
             noise_allowance: None,
+            interval: None,
             noise_floor: Some(0.02),
             passed,
             explanation: format!("{op} explanation"),

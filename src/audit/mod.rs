@@ -6,7 +6,14 @@
 //! detects and names. Entries hold ids, counts, scores and hashes — never
 //! record contents.
 
+pub mod access;
+pub mod anchor;
+pub mod approval;
+pub mod binder;
+pub mod consumers;
 pub mod html;
+pub mod openlineage;
+pub mod recorder;
 pub mod validation;
 
 use std::fs::{File, OpenOptions};
@@ -101,6 +108,12 @@ impl AuditLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The last entry's seq and hash (0 and [`GENESIS`] when empty): what
+    /// publishing transactions carry as their anchor.
+    pub fn head(&self) -> (u64, &str) {
+        (self.seq, &self.last_hash)
     }
 
     /// Appends one entry and syncs it to disk.

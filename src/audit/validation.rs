@@ -170,6 +170,7 @@ mod tests {
             threshold: 0.1,
             effect_limit: 0.1,
             noise_allowance: None,
+            interval: None,
             noise_floor: Some(0.01),
             passed,
             explanation: String::new(),

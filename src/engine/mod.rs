@@ -8,6 +8,7 @@
 //! step over them, so a bad event is neither lost nor written twice.
 
 pub mod coordinator;
+mod held;
 pub mod ingest;
 mod window_job;
 
@@ -68,6 +69,8 @@ pub enum EngineError {
     Encode(encode::EncodeError),
     #[error("encoding an alert: {0}")]
     Alert(String),
+    #[error(transparent)]
+    Recorder(#[from] crate::audit::recorder::RecorderError),
 }
 
 impl From<SinkError> for EngineError {
@@ -387,6 +390,15 @@ pub fn run(
         ModelRegistry::open(&topology.audit.dir, &name).map_err(EngineError::Registry)?;
     let mut deployed: Option<ModelRecord> = registry.deployed().map_err(EngineError::Registry)?;
     let mut audit_log = AuditLog::open(&topology.audit.dir.join("audit.jsonl"))?;
+    // The binder's run data: config snapshot, lineage, access evidence.
+    let mut recorder = crate::audit::recorder::Recorder::start(
+        topology,
+        brokers,
+        &source_schema,
+        &output_schema,
+        &mut audit_log,
+    )?;
+    let mut pending_release = held::pending(&audit_log)?;
     let mut monitor = DriftMonitor::new(&topology.drift);
     // When the deployed model was deployed: its registry file's time at
     // start, then the time of each deployment.
@@ -422,6 +434,25 @@ pub fn run(
     )?;
     info!(topology = %name, brokers, deployed = ?deployed.as_ref().map(|m| m.version), "engine started");
 
+    let mut summary = RunSummary::default();
+    let decisions = recorder.pending_decisions(&mut audit_log)?;
+    settle_decisions(
+        decisions,
+        held::Context {
+            topology,
+            output_schema: &output_schema,
+            registry: &registry,
+            publisher: &publisher,
+            consumer: &consumer,
+            recorder: &mut recorder,
+            audit_log: &mut audit_log,
+        },
+        &mut deployed,
+        &mut pending_release,
+        &mut monitor,
+        &mut last_deployed,
+        &mut summary,
+    )?;
     let resume = resume_state(
         &consumer,
         &topology.kafka.source_topic,
@@ -435,7 +466,6 @@ pub fn run(
         name: name.clone(),
         read_through: resume.read_through.clone(),
     };
-    let mut summary = RunSummary::default();
     let mut pending = Pending {
         dead_letters: Vec::new(),
         since: None,
@@ -652,6 +682,7 @@ pub fn run(
                 continue;
             }
             window_index += 1;
+            let track = recorder.window_started(window.start_ms, window.end_ms, &window.offsets)?;
             let ctx = window_job::WindowContext {
                 topology,
                 output_schema: &output_schema,
@@ -661,8 +692,16 @@ pub fn run(
                 ledger: &mut ledger,
                 window_index,
                 last_deployed,
+                release_pending: pending_release.is_some(),
             };
-            let outcome = window_job::process(ctx, window, training, progress)?;
+            let outcome = match window_job::process(ctx, window, training, progress) {
+                Ok(o) => o,
+                Err(e) => {
+                    recorder.window_failed(&track, &e.to_string());
+                    return Err(e);
+                }
+            };
+            recorder.window_processed(&track, &outcome.audit, &outcome.reports)?;
             summary.windows_closed += 1;
             if outcome.skipped {
                 summary.windows_skipped += 1;
@@ -680,14 +719,18 @@ pub fn run(
             };
             let offsets =
                 commit_offsets(&source_topic, ingest.next_offsets(), &held, closed_through);
-            commit(
+            recorder.anchor(&mut records, &audit_log);
+            if let Err(e) = commit(
                 &publisher,
                 &consumer,
                 &records,
                 &offsets,
                 &mut summary,
                 &name,
-            )?;
+            ) {
+                recorder.window_failed(&track, &e.to_string());
+                return Err(e);
+            }
             progress(Progress::Committed {
                 records: records.len() - dead,
                 dead_letters: dead,
@@ -698,9 +741,19 @@ pub fn run(
             for (report_name, page) in &outcome.html_reports {
                 audit::write_html_report(&topology.audit.dir, report_name, page)?;
             }
-            for (kind, data) in outcome.audit {
-                audit_log.append(&name, &kind, data)?;
+            for (kind, data) in &outcome.audit {
+                audit_log.append(&name, kind, data.clone())?;
+                if kind == "release_held" {
+                    pending_release = Some(data.clone());
+                }
             }
+            recorder.window_committed(
+                &track,
+                &outcome.audit,
+                &outcome.reports,
+                &records,
+                &mut audit_log,
+            )?;
             if let Some(model) = outcome.deploy {
                 registry
                     .deploy(model.version)
@@ -763,6 +816,24 @@ pub fn run(
                 dead_letters: records.len(),
             });
         }
+        let decisions = recorder.poll_inbox(&mut audit_log, stop)?;
+        settle_decisions(
+            decisions,
+            held::Context {
+                topology,
+                output_schema: &output_schema,
+                registry: &registry,
+                publisher: &publisher,
+                consumer: &consumer,
+                recorder: &mut recorder,
+                audit_log: &mut audit_log,
+            },
+            &mut deployed,
+            &mut pending_release,
+            &mut monitor,
+            &mut last_deployed,
+            &mut summary,
+        )?;
         if stop {
             break;
         }
@@ -774,9 +845,38 @@ pub fn run(
         "engine_stopped",
         serde_json::to_value(&summary).unwrap_or_default(),
     )?;
+    recorder.stopped(None);
     info!(topology = %name, events = summary.events_in, windows = summary.windows_closed,
           published = summary.batches_published, "engine stopped");
     Ok(summary)
+}
+
+/// Acts on decisions about held releases; a published one deploys its
+/// model and restarts drift monitoring, as a refit does.
+#[allow(clippy::too_many_arguments)]
+fn settle_decisions(
+    decisions: Vec<crate::audit::recorder::Decided>,
+    mut ctx: held::Context<'_>,
+    deployed: &mut Option<ModelRecord>,
+    pending_release: &mut Option<serde_json::Value>,
+    monitor: &mut DriftMonitor,
+    last_deployed: &mut Option<std::time::SystemTime>,
+    summary: &mut RunSummary,
+) -> Result<(), EngineError> {
+    let name = ctx.topology.name.clone();
+    for decided in decisions {
+        let Some(n) = held::settle(decided, &mut ctx, deployed, pending_release)? else {
+            continue;
+        };
+        monitor.refitted();
+        *last_deployed = Some(std::time::SystemTime::now());
+        summary.batches_published += 1;
+        summary.records_published += n as u64;
+        summary.transactions += 1;
+        counter!(t::BATCHES_PUBLISHED, "topology" => name.clone()).increment(1);
+        counter!(t::RECORDS_PUBLISHED, "topology" => name.clone()).increment(n as u64);
+    }
+    Ok(())
 }
 
 /// What routing a message elsewhere needs besides the message.

@@ -57,6 +57,9 @@ pub struct WindowContext<'a> {
     pub window_index: u64,
     /// When the deployed model was deployed (for the seconds-since-refit gauge).
     pub last_deployed: Option<std::time::SystemTime>,
+    /// A release awaits approval (`output.require_approval`): no new fit
+    /// starts until it is decided.
+    pub release_pending: bool,
 }
 
 fn source_ranges(topic: &str, w: &ClosedWindow) -> Vec<String> {
@@ -177,6 +180,14 @@ pub fn process(
         }
         out.refit_requested = true;
         refit_reason = "persistent drift";
+    }
+    if ctx.release_pending {
+        out.audit.push((
+            "refit_deferred".into(),
+            json!({"window": window_label, "reason": refit_reason,
+                   "why": "a release awaits approval (output.require_approval); no new fit starts until it is decided"}),
+        ));
+        return Ok(out);
     }
 
     // Refit on the window's patient-level training split.
@@ -325,6 +336,14 @@ pub fn process(
         histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "gate")
             .record(started.elapsed().as_secs_f64());
         let run_id = format!("{batch_id}-a{attempt}");
+        // Evidence for the audit binder that needs the tables themselves.
+        let evidence = crate::audit::binder::evidence::batch_evidence(
+            &train,
+            &holdout,
+            &synthetic,
+            &topo.roles,
+            topo.gate.k_anonymity_k,
+        );
         let failed: Vec<String> = report
             .results
             .iter()
@@ -350,7 +369,7 @@ pub fn process(
                    "epsilon": model.epsilon, "ledger_total_epsilon": ledger_total, "dp_note": dp_note(&model),
                    "window": window_label, "attempt": attempt, "sample_seed": sample_seed,
                    "rows": {"train": train.n_rows(), "holdout": holdout.n_rows(), "synthetic": n},
-                   "drift": verdict_json, "gate": report}),
+                   "drift": verdict_json, "gate": report, "evidence": evidence}),
         ));
         let pass = report.passed;
         last = Some((report, synthetic, sample_seed, run_id));
@@ -437,7 +456,10 @@ pub fn process(
     let mut headers = lineage.headers();
     let (topic, evidence) = route(&report, topo);
     headers.extend(evidence);
-    for (i, payload) in payloads.into_iter().enumerate() {
+    // A passing batch under `output.require_approval` is held: nothing goes
+    // out until an approver signs its binder (see engine::held).
+    let hold = report.passed && topo.output.require_approval;
+    for (i, payload) in payloads.into_iter().enumerate().filter(|_| !hold) {
         out.records.push(OutRecord {
             topic: topic.clone(),
             key: Some(format!("{batch_id}-{i}").into_bytes()),
@@ -449,7 +471,9 @@ pub fn process(
         "model_sha256": model.sha256, "records": n, "sample_seed": sample_seed,
         "batch_sha256": synthetic.content_sha256(), "window": window_label,
         "gates": lineage.gates, "lineage": lineage});
-    if report.passed {
+    if hold {
+        out.audit.push(("release_held".into(), summary));
+    } else if report.passed {
         out.published_records = n;
         out.audit.push(("batch_published".into(), summary));
         out.deploy = Some(model);
@@ -623,6 +647,7 @@ mod tests {
             threshold: 0.1,
             effect_limit: 0.1,
             noise_allowance: None,
+            interval: None,
             noise_floor: None,
             passed,
             explanation: String::new(),

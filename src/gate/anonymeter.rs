@@ -261,35 +261,34 @@ fn risk_result(
     };
     let se = null_se(n_a, c, n_c);
     let sd = se / (1.0 - control.value).max(1e-12);
-    (
-        result(
-            op,
-            columns,
-            statistic,
-            max,
-            None,
-            statistic <= max,
-            format!(
-                "{what}; success rates {:.3} ± {:.3} (training) vs {:.3} ± {:.3} (holdout, Wilson \
+    let mut r = result(
+        op,
+        columns,
+        statistic,
+        max,
+        None,
+        statistic <= max,
+        format!(
+            "{what}; success rates {:.3} ± {:.3} (training) vs {:.3} ± {:.3} (holdout, Wilson \
                  95%); risk (a − c)/(1 − c) = {:.3}, 95% interval [{:.3}, {:.3}]; excess a − c \
                  {:+.4} ({:.2} standard errors at the control's rate){saturated}",
-                attack.value,
-                attack.error,
-                control.value,
-                control.error,
-                risk.residual,
-                risk.lower,
-                risk.upper,
-                a as f64 / n_a.max(1) as f64 - c as f64 / n_c.max(1) as f64,
-                if se > 0.0 {
-                    (a as f64 / n_a.max(1) as f64 - c as f64 / n_c.max(1) as f64) / se
-                } else {
-                    0.0
-                },
-            ),
+            attack.value,
+            attack.error,
+            control.value,
+            control.error,
+            risk.residual,
+            risk.lower,
+            risk.upper,
+            a as f64 / n_a.max(1) as f64 - c as f64 / n_c.max(1) as f64,
+            if se > 0.0 {
+                (a as f64 / n_a.max(1) as f64 - c as f64 / n_c.max(1) as f64) / se
+            } else {
+                0.0
+            },
         ),
-        Allowance::Normal { mean: 0.0, sd },
-    )
+    );
+    r.interval = Some([risk.lower, risk.upper]);
+    (r, Allowance::Normal { mean: 0.0, sd })
 }
 
 /// `table`'s columns named in `names`, in that order.

@@ -203,26 +203,30 @@ fn attack_result(
 ) -> (OperatorResult, Allowance) {
     let advantage = Advantage::new(scores);
     let estimate = advantage.max_advantage(&vec![1; scores.len()], is_member);
-    let upper = advantage.bootstrap_upper(is_member, rng);
+    let interval = advantage.bootstrap_interval(is_member, rng);
     let floor = advantage.permutation_floor(is_member, rng);
     let limit = config.mia_advantage_max;
     let n = is_member.iter().filter(|&&m| m).count();
     let explanation = format!(
         "{attacker}: advantage max(TPR − FPR) {estimate:.3} on {n} training members vs {} \
-         holdout non-members (95% bootstrap upper bound {upper:.3}, {REPLICATES} resamples; with \
-         labels shuffled chance reaches {floor:.3})",
+         holdout non-members (95% bootstrap interval [{:.3}, {:.3}], {REPLICATES} resamples; \
+         with labels shuffled chance reaches {floor:.3})",
         is_member.len() - n,
+        interval[0],
+        interval[1],
     );
+    let mut r = result(
+        op,
+        Vec::new(),
+        estimate,
+        limit,
+        Some(floor),
+        estimate <= limit,
+        explanation,
+    );
+    r.interval = Some(interval);
     (
-        result(
-            op,
-            Vec::new(),
-            estimate,
-            limit,
-            Some(floor),
-            estimate <= limit,
-            explanation,
-        ),
+        r,
         Allowance::Kolmogorov {
             per_side: n.min(is_member.len() - n),
         },
@@ -281,8 +285,9 @@ impl Advantage {
         best
     }
 
-    /// 95th percentile of the advantage over stratified bootstrap resamples.
-    fn bootstrap_upper(&self, is_member: &[bool], rng: &mut StdRng) -> f64 {
+    /// 2.5th and 97.5th percentiles of the advantage over stratified
+    /// bootstrap resamples.
+    fn bootstrap_interval(&self, is_member: &[bool], rng: &mut StdRng) -> [f64; 2] {
         let members: Vec<usize> = (0..is_member.len()).filter(|&i| is_member[i]).collect();
         let others: Vec<usize> = (0..is_member.len()).filter(|&i| !is_member[i]).collect();
         let mut weight = vec![0u32; is_member.len()];
@@ -297,7 +302,9 @@ impl Advantage {
                 self.max_advantage(&weight, is_member)
             })
             .collect();
-        percentile(replicates)
+        let mut sorted = replicates;
+        sorted.sort_unstable_by(f64::total_cmp);
+        [0.025, 0.975].map(|q| quantile_sorted(&sorted, q).unwrap_or(0.0))
     }
 
     /// 95th percentile of the advantage with membership labels shuffled.
@@ -359,9 +366,12 @@ mod tests {
         let labels: Vec<bool> = (0..2 * n).map(|i| i < n).collect();
         let a = Advantage::new(&scores);
         let estimate = a.max_advantage(&vec![1; 2 * n], &labels);
-        let upper = a.bootstrap_upper(&labels, &mut rng);
+        let [lower, upper] = a.bootstrap_interval(&labels, &mut rng);
         let floor = a.permutation_floor(&labels, &mut rng);
-        assert!(upper >= estimate && upper < 0.08, "{estimate} {upper}");
+        assert!(
+            lower <= estimate && upper >= estimate && upper < 0.08,
+            "{estimate} {upper}"
+        );
         // KS one-sided 95 % critical value ≈ 1.22·sqrt(2/n) = 0.0386.
         assert!((0.025..0.05).contains(&floor), "{floor}");
     }

@@ -325,6 +325,7 @@ fn result(
         threshold,
         effect_limit: threshold,
         noise_allowance: None,
+        interval: None,
         noise_floor: noise_floor.filter(|f| f.is_finite()),
         passed,
         explanation,

@@ -107,6 +107,12 @@ pub struct OperatorResult {
     /// no noise allowance (its limit alone decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_allowance: Option<f64>,
+    /// A 95 % interval of the statistic, where the operator has one
+    /// (membership advantage: stratified bootstrap; Anonymeter-style risks:
+    /// Wilson intervals propagated): evidence for a reviewer and the
+    /// binder's residual-risk figures, never the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
     /// The same score for holdout vs training, where meaningful: how far
     /// fresh real data already sits from the training data.
     pub noise_floor: Option<f64>,
@@ -195,6 +201,7 @@ mod tests {
             threshold: 0.1,
             effect_limit: 0.1,
             noise_allowance: None,
+            interval: None,
             noise_floor: None,
             passed,
             explanation: String::new(),

@@ -83,6 +83,9 @@ pub struct Topology {
     /// Prometheus endpoint.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// OpenLineage events: job namespace and transports (file, Kafka, HTTP).
+    #[serde(default)]
+    pub lineage: crate::audit::openlineage::LineageConfig,
 }
 
 /// Kafka endpoints and topics.
@@ -344,6 +347,11 @@ pub struct OutputConfig {
     /// Regenerations (new sampling seed) of a failing batch before it is quarantined.
     #[serde(default = "default_max_regenerations")]
     pub max_regenerations: usize,
+    /// Hold every batch that passed the gate until a trusted approver signs
+    /// its binder (`resynth approve`); meanwhile the engine keeps consuming,
+    /// judging drift against the last approved model, and starts no refit.
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 /// Evidence on disk.
@@ -353,6 +361,12 @@ pub struct AuditConfig {
     /// Directory for `audit.jsonl`, `reports/` and `models/`, relative to the
     /// working directory.
     pub dir: PathBuf,
+    /// Anticipated recipient, for the Expert Determination inputs:
+    /// `internal`, `partner` (under a data use agreement) or `public`.
+    pub recipient: String,
+    /// Public keys (SPKI PEM, relative to the topology file) whose approvals
+    /// the engine and `binder verify` accept.
+    pub approver_keys: Vec<PathBuf>,
 }
 
 /// Metrics endpoint.
@@ -434,6 +448,8 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             dir: PathBuf::from("out"),
+            recipient: "partner".into(),
+            approver_keys: Vec::new(),
         }
     }
 }
@@ -461,6 +477,9 @@ impl Topology {
         let base = path.parent().unwrap_or(Path::new("."));
         topology.source.schema = base.join(&topology.source.schema);
         topology.output.schema = base.join(&topology.output.schema);
+        for key in &mut topology.audit.approver_keys {
+            *key = base.join(&*key);
+        }
         let problems = topology.validate();
         if problems.is_empty() {
             Ok(topology)
@@ -618,6 +637,19 @@ impl Topology {
                 .map(|e| prefix("copula", e)),
         );
         p.extend(self.cart.validate().into_iter().map(|e| prefix("cart", e)));
+        p.extend(self.lineage.validate());
+        if !["internal", "partner", "public"].contains(&self.audit.recipient.as_str()) {
+            p.push(format!(
+                "audit.recipient: expected internal, partner or public; got {:?}",
+                self.audit.recipient
+            ));
+        }
+        if self.output.require_approval && self.audit.approver_keys.is_empty() {
+            p.push(
+                "output.require_approval: needs audit.approver_keys (the public keys whose approvals count)"
+                    .into(),
+            );
+        }
         if self.telemetry.metrics_addr.is_empty() {
             // disabled: fine
         } else if self

@@ -181,16 +181,20 @@ def compare(ours, theirs):
                 "control": [c, nc],
                 "risk_unclipped": float(r["risk"]),
                 "ci": [float(r["lo"]), float(r["hi"])],
-                "gated_upper": result["statistic"],
+                "gated_risk": result["statistic"],
+                "interval": result.get("interval"),
             },
             "anonymeter_formula_on_our_counts": {
                 "risk": from_counts.value,
                 "ci": list(from_counts.ci),
             },
-            # Rounded to the 3 decimals our explanation prints.
+            # The gate gates the risk itself (clipped at 0) and reports the
+            # interval; both must be Anonymeter's formula on our counts.
             "formula_agrees": bool(
-                abs(from_counts.ci[1] - result["statistic"]) < 1e-9
-                and abs(from_counts.ci[0] - float(r["lo"])) < 5e-4
+                abs(max(from_counts.value, 0.0) - result["statistic"]) < 1e-9
+                and result.get("interval") is not None
+                and abs(from_counts.ci[1] - result["interval"][1]) < 1e-9
+                and abs(from_counts.ci[0] - result["interval"][0]) < 1e-9
             ),
         }
         if mine is not None:
@@ -200,7 +204,7 @@ def compare(ours, theirs):
                 "risk": mine["risk"],
                 "ci": mine["ci"],
             }
-            row["upper_bound_difference"] = result["statistic"] - mine["ci"][1]
+            row["upper_bound_difference"] = (result.get("interval") or [0, 0])[1] - mine["ci"][1]
         rows.append(row)
     return rows
 

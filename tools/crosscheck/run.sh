@@ -5,7 +5,8 @@
 #   - SDMetrics scores (ColumnShapes, ColumnPairTrends and their per-column /
 #     per-pair metrics, DCROverfittingProtection and its share): 0.01;
 #   - Anonymeter's risk formula recomputed from our own success counts: 1e-9
-#     on the gated upper bound;
+#     on the gated risk (the estimate, clipped at 0) and on both ends of the
+#     reported interval;
 #   - our randomised attacks vs Anonymeter's: "within sampling error", as
 #     anonymeter_check.py puts it, made precise here: each risk comes with
 #     its 95 % half-width e (Anonymeter's Wilson-based error, ours from our
@@ -124,9 +125,13 @@ for scenario in ("independent", "leaky", "copy"):
             rows.append((name, None, None, None, None, False))
             continue
         ours, formula = r["ours"], r["anonymeter_formula_on_our_counts"]
-        d = abs(formula["ci"][1] - ours["gated_upper"])
-        rows.append((f"{name} formula, upper bound", ours["gated_upper"], formula["ci"][1],
+        upper = (ours.get("interval") or [None, float("nan")])[1]
+        d = abs(formula["ci"][1] - upper)
+        rows.append((f"{name} formula, upper bound", upper, formula["ci"][1],
                      d, 1e-9, d <= 1e-9 and r["formula_agrees"]))
+        d = abs(max(formula["risk"], 0.0) - ours["gated_risk"])
+        rows.append((f"{name} formula, gated risk", ours["gated_risk"], max(formula["risk"], 0.0),
+                     d, 1e-9, d <= 1e-9))
         if attack.startswith("inference_risk["):
             section = result["anonymeter"]["inference"].get(attack[len("inference_risk["):-1])
         else:
