@@ -142,7 +142,7 @@ impl CartModel {
         let m = (CANDIDATES_PER_ROW * n).max(256);
         let (values, weights) = self.draw(m, seed, &allowed);
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return Err(CohortError::Impossible {
                 reason: format!("none of {m} candidate rows could meet every condition"),
             });

@@ -263,6 +263,10 @@ pub fn round_to(x: f64, decimals: u32) -> f64 {
     (x * scale).round() / scale
 }
 
+/// A candidate source for a looked-up column: its number of distinct
+/// values, the source and the value map.
+type Candidate = (usize, Source, Vec<(u64, u64)>);
+
 /// Finds the rules of `table`. `decimals[c]` is each numeric column's
 /// detected precision.
 pub fn discover(table: &Table, decimals: &[Option<u32>], min_support: usize) -> Discovered {
@@ -301,7 +305,7 @@ pub fn discover(table: &Table, decimals: &[Option<u32>], min_support: usize) -> 
     }
     let mut looked_up = vec![false; p];
     for &b in &rank {
-        let mut candidates: Vec<(usize, Source, Vec<(u64, u64)>)> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
         for a in 0..p {
             if a == b {
                 continue;
@@ -332,7 +336,7 @@ pub fn discover(table: &Table, decimals: &[Option<u32>], min_support: usize) -> 
         if looked_up[d] {
             continue;
         }
-        let mut candidates: Vec<(usize, Source, Vec<(u64, u64)>)> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
         for a in 0..p {
             if a == d {
                 continue;
@@ -429,9 +433,7 @@ fn derived(
         |inputs: &[usize], r: usize| inputs.iter().all(|&i| !num(table, i)[r].is_nan());
     let check = |formula: Formula| -> Option<Formula> {
         let inputs = formula.inputs();
-        if holds(&formula, &mut screen.iter().copied()).is_none() {
-            return None;
-        }
+        holds(&formula, &mut screen.iter().copied())?;
         // c is null exactly when an input is.
         if (0..n).any(|r| y[r].is_nan() == inputs_present(&inputs, r)) {
             return None;

@@ -136,8 +136,8 @@ fn dependencies_null_patterns_and_derived_columns_are_honoured_exactly() {
     }
     let alive = s.column("alive").unwrap();
     let death = num(&s, "death_day");
-    for r in 0..s.n_rows() {
-        assert_eq!(death[r].is_nan(), alive.label(r) == Some("yes"), "row {r}");
+    for (r, day) in death.iter().enumerate() {
+        assert_eq!(day.is_nan(), alive.label(r) == Some("yes"), "row {r}");
     }
     let (a, l, d) = (
         num(&s, "admit_day"),

@@ -290,7 +290,7 @@ pub fn grow(
             finished.push((node, start, end));
             continue;
         }
-        let split = to_split(&features[found.feature], &found.left);
+        let split = to_split(features[found.feature], &found.left);
         let l = nodes.len();
         nodes.push(Node::Leaf { leaf: 0 });
         nodes.push(Node::Leaf { leaf: 0 });
@@ -471,7 +471,7 @@ fn best_split(
                 scratch.class_counts[y[r as usize] as usize] += 1.0;
             }
             let parent_sq: f64 = scratch.class_counts.iter().map(|c| c * c).sum();
-            if scratch.class_counts.iter().any(|&c| c == n) {
+            if scratch.class_counts.contains(&n) {
                 return None; // pure
             }
             let major = (0..*k)
