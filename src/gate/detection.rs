@@ -20,7 +20,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::report::{OperatorResult, operator};
+use super::DETECTION_AUC;
+use super::report::OperatorResult;
 use crate::generate::cart::tree::{self, Feature, Growth, Split, Target};
 use crate::table::{ColumnValues, Table};
 
@@ -92,7 +93,7 @@ pub fn detection(train: &Table, holdout: &Table, synthetic: &Table, seed: u64) -
         None => "reported, not gated: too few rows or no shared column to score".into(),
     };
     super::result(
-        operator::DETECTION_AUC,
+        DETECTION_AUC,
         Vec::new(),
         score.unwrap_or(0.5),
         TARGET_AUC,

@@ -193,6 +193,11 @@ pub fn evaluate_staged(
 /// skipped.
 pub const PRIVACY_SKIPPED: &str = "privacy_gate";
 
+/// Operator name of the reported, not gated, detection score: 5-fold AUC of
+/// boosted trees telling synthetic from training rows (noise floor: holdout
+/// vs training). Not in [`operator::ALL`], which lists gated operators.
+pub const DETECTION_AUC: &str = "detection_auc";
+
 fn run(
     train: &Table,
     holdout: &Table,

@@ -56,9 +56,6 @@ pub mod operator {
     /// Anonymeter-style attribute-inference risk per sensitive column (95 %
     /// upper bound).
     pub const INFERENCE_RISK: &str = "inference_risk";
-    /// Reported, not gated: 5-fold AUC of boosted trees telling synthetic
-    /// from training rows (noise floor: holdout vs training).
-    pub const DETECTION_AUC: &str = "detection_auc";
 
     /// Every gated operator, in report order.
     pub const ALL: [&str; 19] = [

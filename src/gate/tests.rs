@@ -712,15 +712,16 @@ fn no_target_and_no_conditionals_give_no_results() {
     // Besides contingency notes, only the detection score, which every
     // report carries.
     assert!(
-        report.reported.iter().all(
-            |x| x.operator == operator::CONTINGENCY_TV || x.operator == operator::DETECTION_AUC
-        )
+        report
+            .reported
+            .iter()
+            .all(|x| x.operator == operator::CONTINGENCY_TV || x.operator == super::DETECTION_AUC)
     );
     assert_eq!(
         report
             .reported
             .iter()
-            .filter(|x| x.operator == operator::DETECTION_AUC)
+            .filter(|x| x.operator == super::DETECTION_AUC)
             .count(),
         1
     );
