@@ -21,7 +21,10 @@
 //!   category counts; for a numeric column a classification tree of "is null"
 //!   (unless a rule decides it) and a regression tree (squared error) of its
 //!   present values, whose leaves keep the value counts (columns with few
-//!   distinct values) or `leaf_knots` quantiles of the leaf's values.
+//!   distinct values) or `leaf_knots` quantiles of the leaf's values, at
+//!   probabilities denser in the tails (see [`knot_probability`]), so a
+//!   leaf's longest stretch (its lowest and highest few values) carries
+//!   little mass rather than a tenth of it.
 //! * **Sampling** walks each row through the trees in visit order using the
 //!   values already sampled for that row, and draws from the leaf: a category
 //!   by its count; a numeric value from the leaf's quantile function
@@ -291,7 +294,8 @@ enum Leaf {
     Classes { classes: Vec<u32>, counts: Vec<u32> },
     /// Exact value counts.
     Values { values: Vec<f64>, counts: Vec<u32> },
-    /// Type-7 quantiles at evenly spaced probabilities, and the kernel width.
+    /// Type-7 quantiles at the probabilities of [`knot_probability`], and
+    /// the kernel width.
     Quantiles { knots: Vec<f64>, bandwidth: f64 },
 }
 
@@ -838,7 +842,7 @@ fn quantile_leaf(sorted: &[f64], config: &CartConfig) -> Leaf {
     } else {
         (0..k)
             .map(|i| {
-                let h = i as f64 / (k - 1) as f64 * (m - 1) as f64;
+                let h = knot_probability(i, k) * (m - 1) as f64;
                 let lo = h.floor() as usize;
                 let hi = (lo + 1).min(m - 1);
                 json_stable(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
@@ -1288,14 +1292,30 @@ fn pick(weights: &[f64], total: f64, rng: &mut StdRng) -> usize {
     weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
 }
 
+/// Probability of knot `i` of `k`: the smoothstep 3t² − 2t³ of t = i / (k − 1),
+/// so the outer intervals are narrow (2.8 % of the mass each at 11 knots,
+/// not 10 %): linear interpolation between the 90th percentile and a leaf's
+/// maximum put a tenth of the draws uniformly over a skewed column's tail
+/// (lengths of stay up to 74 days sampled with a 95th percentile of 45, not
+/// 23). Plain arithmetic, so the same on every platform.
+fn knot_probability(i: usize, k: usize) -> f64 {
+    let t = i as f64 / (k - 1) as f64;
+    t * t * (3.0 - 2.0 * t)
+}
+
 /// The piecewise-linear quantile function through `knots` at `u`.
 fn interpolate(knots: &[f64], u: f64) -> f64 {
-    if knots.len() == 1 {
+    let k = knots.len();
+    if k == 1 {
         return knots[0];
     }
-    let pos = u.clamp(0.0, 1.0) * (knots.len() - 1) as f64;
-    let i = (pos.floor() as usize).min(knots.len() - 2);
-    knots[i] + (pos - i as f64) * (knots[i + 1] - knots[i])
+    let u = u.clamp(0.0, 1.0);
+    let i = (1..k - 1)
+        .take_while(|&j| knot_probability(j, k) <= u)
+        .last()
+        .unwrap_or(0);
+    let (p, q) = (knot_probability(i, k), knot_probability(i + 1, k));
+    knots[i] + (u - p) / (q - p) * (knots[i + 1] - knots[i])
 }
 
 /// Its inverse: the probability below `x`.
@@ -1320,7 +1340,8 @@ fn quantile_cdf(knots: &[f64], x: f64) -> f64 {
     } else {
         1.0
     };
-    (i as f64 + frac) / (k - 1) as f64
+    let (p, q) = (knot_probability(i, k), knot_probability(i + 1, k));
+    p + frac * (q - p)
 }
 
 fn rule_null(rule: &NullRule, row: &[f64], columns: &[ColumnModel]) -> bool {
