@@ -5,7 +5,8 @@
 //! cargo run --release --example generator_bench -- fidelity [rows]
 //! ```
 //!
-//! `speed` times, on the shared mixed table (rows × 30 columns, default
+//! `speed` times CART fit + sample on 10 000 × 40 and 100 000 × 30 (targets
+//! ≤ 1 s and ≤ 10 s on two cores), then, on the shared mixed table (rows × 30 columns, default
 //! 100 000): Gaussian copula fit + sample of as many rows (target ≤ 1 s on two
 //! cores), PrivBayes fit (target ≤ 10 s) and sample, and conditional sampling
 //! of a cohort from the copula. `fidelity` fits each generator on a training
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use resynth::gate::{GateConfig, Roles, evaluate};
+use resynth::generate::cart;
 use resynth::generate::cohort::{Cohort, Condition};
 use resynth::generate::copula::{self, CopulaConfig};
 use resynth::generate::privbayes::{
@@ -70,7 +72,48 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// `rows` × `columns` of the mixed table (30 columns, widened with a second
+/// draw's columns under new names).
+fn wide(rows: usize, columns: usize) -> Table {
+    let mut t = mixed(rows, 1, 1.0, 0.0);
+    let extra = mixed(rows, 2, 1.0, 0.0);
+    for (i, mut c) in extra.columns.into_iter().enumerate() {
+        if t.columns.len() >= columns {
+            break;
+        }
+        c.name = format!("{}_{i}", c.name);
+        t.columns.push(c);
+    }
+    t.columns.truncate(columns);
+    t
+}
+
+/// CART fit + sample on the 2-core targets of issue 11.
+fn cart_speed(runs: usize) {
+    for (rows, columns, target) in [(10_000, 40, 1.0), (100_000, 30, 10.0)] {
+        let train = wide(rows, columns);
+        let config = cart::CartConfig::default();
+        let mut fit_s = Vec::new();
+        let mut sample_s = Vec::new();
+        for run in 0..runs {
+            let t = Instant::now();
+            let model = cart::fit(&train, &config, run as u64, None).expect("cart fit");
+            fit_s.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let s = model.sample(rows, run as u64);
+            sample_s.push(t.elapsed().as_secs_f64());
+            assert_eq!(s.n_rows(), rows);
+        }
+        let (fit, sample) = (median(fit_s), median(sample_s));
+        println!(
+            "cart        {rows} rows × {columns} columns: fit {fit:.3} s + sample {sample:.3} s = {:.3} s (target ≤ {target} s)",
+            fit + sample
+        );
+    }
+}
+
 fn speed(rows: usize, runs: usize) {
+    cart_speed(runs);
     let train = mixed(rows, 1, 1.0, 0.0);
     let config = CopulaConfig::default();
     let mut fit_s = Vec::new();

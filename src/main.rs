@@ -119,8 +119,9 @@ enum Command {
         #[arg(long)]
         audit_dir: Option<PathBuf>,
     },
-    /// Fit the engine's generator (Gaussian copula) on a CSV or Parquet
-    /// file and write a synthetic CSV, e.g. to judge it with `validate`.
+    /// Fit the engine's generator (CART by default, see the roles file's
+    /// `[generator]`) on a CSV or Parquet file and write a synthetic CSV,
+    /// e.g. to judge it with `validate`.
     Synthesize {
         /// Real rows to fit on.
         #[arg(long)]
@@ -636,7 +637,7 @@ fn synthesize(
     cohort: &[String],
 ) -> Result<ExitCode> {
     use resynth::generate::cohort::Cohort;
-    use resynth::generate::{self, FittedOn, GeneratorKind, GeneratorSettings};
+    use resynth::generate::{self, FittedOn, GeneratorSettings};
     use resynth::source::files::{ValidateSpec, read_one};
 
     let spec = ValidateSpec::load(roles)?;
@@ -655,8 +656,11 @@ fn synthesize(
         1,
         &table,
         GeneratorSettings {
-            kind: GeneratorKind::GaussianCopula,
+            kind: spec.generator.family,
             copula: &spec.generator.copula,
+            cart: &spec.generator.cart,
+            entities: None,
+            gate: Some((&spec.gate, &spec.roles)),
             stratify: spec
                 .generator
                 .stratify_by
@@ -684,6 +688,23 @@ fn synthesize(
     if let Some(path) = model_out {
         std::fs::write(path, serde_json::to_vec_pretty(&model)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(selection) = &model.selection {
+        for c in &selection.candidates {
+            println!(
+                "auto: {:<28} inner gate {} ({} failed), detection AUC {} (holdout {}){}",
+                c.generator,
+                if c.passed { "pass" } else { "FAIL" },
+                c.failed_operators.len(),
+                c.detection_auc.map_or("-".into(), |a| format!("{a:.3}")),
+                c.holdout_detection_auc
+                    .map_or("-".into(), |a| format!("{a:.3}")),
+                c.error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!("; {e}"))
+            );
+        }
+        println!("auto: chose {}", selection.chosen);
     }
     println!(
         "fitted {} (sha256 {}) on {} rows × {} columns and sampled {n} rows (sample seed {sample_seed}) in {elapsed:.2} s; wrote {}",

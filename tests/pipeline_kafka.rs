@@ -721,12 +721,14 @@ fn failing_batches_are_quarantined_never_published() {
     let id = common::unique("quarantine");
     let dir = tempfile::tempdir().unwrap();
     let mut topo = common::topology(brokers, &id, dir.path());
-    // A quantile function of two knots is uniform between each column's
-    // minimum and maximum. No lab value or age is uniform, so every batch's
-    // KS distances are several times both the effect limit and the noise
-    // allowance of ~1,500 rows a side: the gate must fail it, however often
-    // it is regenerated. (A tiny `ks_max` no longer does this: the gate rightly
-    // passes a faithful batch within sampling noise whatever the limit.)
+    // The Gaussian copula (not the default CART, which has no quantile
+    // knots) with a quantile function of two knots is uniform between each
+    // column's minimum and maximum. No lab value or age is uniform, so every
+    // batch's KS distances are several times both the effect limit and the
+    // noise allowance of ~1,500 rows a side: the gate must fail it, however
+    // often it is regenerated. (A tiny `ks_max` no longer does this: the gate
+    // rightly passes a faithful batch within sampling noise whatever the limit.)
+    topo.model.generator = resynth::generate::GeneratorKind::GaussianCopula;
     topo.copula.quantile_knots = 2;
     topo.output.max_regenerations = 1;
     let topics = common::all_topics(&topo);

@@ -318,7 +318,7 @@ fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
     let base = std::fs::read_to_string(ROLES).unwrap();
     std::fs::write(
         &roles,
-        format!("{base}\n[generator.copula]\nquantile_knots = 26\n"),
+        format!("{base}\n[generator]\nfamily = \"gaussian_copula\"\n[generator.copula]\nquantile_knots = 26\n"),
     )
     .unwrap();
     let out = f.root.join("synthetic.csv");
@@ -435,6 +435,72 @@ fn synthesize_fits_the_copula_on_a_file_and_validate_judges_its_output() {
         "{}",
         text(&run)
     );
+}
+
+#[test]
+fn synthesize_defaults_to_cart_and_auto_records_its_choice() {
+    let f = files();
+    let roles = f.root.join("roles.toml");
+    let base = std::fs::read_to_string(ROLES).unwrap();
+    std::fs::write(&roles, &base).unwrap();
+    let out = f.root.join("cart.csv");
+    let model = f.root.join("cart.json");
+    let run = synthesize(&f, &roles, &out, &["--model-out", model.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!(record["generator"], "cart");
+    assert!(record.get("selection").is_none());
+    // Same file and seed: the same bytes, and the same model file.
+    let again = f.root.join("again.csv");
+    let model_again = f.root.join("again.json");
+    let run = synthesize(
+        &f,
+        &roles,
+        &again,
+        &["--model-out", model_again.to_str().unwrap()],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&out).unwrap());
+    assert_eq!(
+        std::fs::read(&model_again).unwrap(),
+        std::fs::read(&model).unwrap()
+    );
+    // A cohort from the CART model.
+    let cohort = f.root.join("cohort.csv");
+    let run = synthesize(
+        &f,
+        &roles,
+        &cohort,
+        &["--rows", "300", "--where", "sex=F", "--where", "age=40..65"],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let csv = std::fs::read_to_string(&cohort).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 300);
+    assert!(rows.iter().all(|r| {
+        let age: f64 = r[0].trim_matches('"').parse().unwrap();
+        r[1].trim_matches('"') == "F" && (40.0..=65.0).contains(&age)
+    }));
+
+    // auto: both candidates judged on an inner split, the choice recorded.
+    std::fs::write(&roles, format!("{base}\n[generator]\nfamily = \"auto\"\n")).unwrap();
+    let run = synthesize(&f, &roles, &out, &["--model-out", model.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(text(&run).contains("auto: chose"), "{}", text(&run));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    let selection = &record["selection"];
+    assert_eq!(selection["candidates"].as_array().unwrap().len(), 2);
+    assert_eq!(selection["chosen"], record["generator"]);
+    for c in selection["candidates"].as_array().unwrap() {
+        let auc = c["detection_auc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{c}");
+    }
 }
 
 /// Patients with a visit date, a smoking flag and a lab with missing values,

@@ -243,9 +243,16 @@ pub fn process(
     }
     let started = Instant::now();
     let fit_seed = derive_seed(topo.model.seed, "fit", version);
+    // Rows are usually one per patient; when the training SQL keeps several,
+    // CART counts its leaf minimum in patients.
+    let train_ids: Vec<Option<String>> = train_rows.iter().map(|&r| ids[r].clone()).collect();
+    let entities = generate::entity_index(&train_ids);
     let settings = generate::GeneratorSettings {
         kind: topo.model.generator,
         copula: &topo.copula,
+        cart: &topo.cart,
+        entities: entities.as_deref(),
+        gate: Some((&topo.gate, &topo.roles)),
         stratify: topo
             .model
             .stratify_by
@@ -309,7 +316,8 @@ pub fn process(
         "model_fitted".into(),
         json!({"version": version, "sha256": model.sha256, "generator": model.generator,
                "reason": refit_reason, "fit_seed": model.fit_seed, "fitted_on": model.fitted_on,
-               "epsilon": model.epsilon, "dp": model.epsilon.is_some(), "ledger_total_epsilon": ledger_total}),
+               "epsilon": model.epsilon, "dp": model.epsilon.is_some(), "ledger_total_epsilon": ledger_total,
+               "selection": model.selection}),
     ));
 
     let n = if topo.model.synthetic_rows == 0 {

@@ -54,6 +54,7 @@ mod codes;
 mod conditional;
 mod config;
 mod contingency;
+mod detection;
 mod fidelity;
 mod input;
 mod membership;
@@ -72,6 +73,7 @@ mod utility;
 
 pub use aggregate::{ColumnScore, DcrOverfittingProtection, PairScore, QualityScores};
 pub use config::GateConfig;
+pub use detection::detection_auc;
 pub use report::{GateReport, OperatorResult, operator};
 pub use roles::{Conditional, Roles, Subgroup, Target};
 pub use units::Units;
@@ -218,6 +220,11 @@ pub fn evaluate_staged(
 /// skipped.
 pub const PRIVACY_SKIPPED: &str = "privacy_gate";
 
+/// Operator name of the reported, not gated, detection score: 5-fold AUC of
+/// boosted trees telling synthetic from training rows (noise floor: holdout
+/// vs training). Not in [`operator::ALL`], which lists gated operators.
+pub const DETECTION_AUC: &str = "detection_auc";
+
 fn run(
     train: &Table,
     holdout: &Table,
@@ -247,6 +254,7 @@ fn run(
         config.false_fail_rate * calibration::UTILITY_SHARE,
     ));
     reported.append(&mut skipped);
+    reported.push(detection::detection(train, holdout, synthetic, seed));
     let aggregates = aggregate::quality_scores(&columns);
     if staged && results.iter().any(|r| !r.passed) {
         reported.push(result(

@@ -709,11 +709,21 @@ fn no_target_and_no_conditionals_give_no_results() {
     assert_eq!(count(&report, operator::CONDITIONAL_KS), 0);
     assert_eq!(count(&report, operator::UTILITY_AUROC_GAP), 0);
     assert_eq!(count(&report, operator::UTILITY_SUBGROUP_GAP), 0);
+    // Besides contingency notes, only the detection score, which every
+    // report carries.
     assert!(
         report
             .reported
             .iter()
-            .all(|x| x.operator == operator::CONTINGENCY_TV)
+            .all(|x| x.operator == operator::CONTINGENCY_TV || x.operator == super::DETECTION_AUC)
+    );
+    assert_eq!(
+        report
+            .reported
+            .iter()
+            .filter(|x| x.operator == super::DETECTION_AUC)
+            .count(),
+        1
     );
 }
 

@@ -1240,11 +1240,26 @@ fn stream_rng(seed: u64, domain: Domain, stream: u64) -> StdRng {
     StdRng::from_seed(key)
 }
 
+thread_local! {
+    /// Worker threads for [`par_map`] calls made from this thread; `None` =
+    /// one per core. Set by [`with_threads`] (tests of thread independence).
+    static THREADS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with [`par_map`] limited to `threads` workers on this thread.
+pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    let before = THREADS.with(|t| t.replace(Some(threads.max(1))));
+    let out = f();
+    THREADS.with(|t| t.set(before));
+    out
+}
+
 /// Order-preserving parallel map over scoped threads. Work is per column, so a
 /// shared counter balances uneven columns across the available cores.
 pub(super) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+    let threads = THREADS
+        .with(|t| t.get())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .min(items.len());
     if threads <= 1 {
         return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();

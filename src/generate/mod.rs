@@ -6,6 +6,8 @@
 //! (window bounds, source offsets, row and patient counts), so any published
 //! batch can be traced to — and re-sampled from — exactly one model version.
 
+pub mod auto;
+pub mod cart;
 pub mod cohort;
 pub mod copula;
 pub mod ledger;
@@ -21,6 +23,7 @@ use crate::table::Table;
 pub use registry::{ModelRegistry, RegistryError};
 
 /// Name of the generator family, as it appears in lineage headers.
+pub use cart::GENERATOR_NAME as CART;
 pub use copula::GENERATOR_NAME as GAUSSIAN_COPULA;
 pub use privbayes::GENERATOR_NAME as PRIVBAYES;
 
@@ -28,8 +31,15 @@ pub use privbayes::GENERATOR_NAME as PRIVBAYES;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum GeneratorKind {
-    /// Gaussian copula: high fidelity, not differentially private.
+    /// Sequential CART synthesis with structure rules: the best measured on
+    /// real tables (README, "Choosing a generator"); not differentially private.
     #[default]
+    Cart,
+    /// Fit CART and the copula on an inner split of the training rows, gate
+    /// each there, deploy the best that passes (see [`auto`]).
+    Auto,
+    /// Gaussian copula: fast, keeps marginals and pairwise correlation; not
+    /// differentially private.
     GaussianCopula,
     /// PrivBayes: ε-differentially private Bayesian network over a declared domain.
     Privbayes,
@@ -40,6 +50,8 @@ pub enum GeneratorKind {
 #[serde(tag = "family", content = "model", rename_all = "snake_case")]
 pub enum GeneratorModel {
     GaussianCopula(copula::CopulaModel),
+    /// Sequential CART synthesis with structure rules.
+    Cart(cart::CartModel),
     /// One copula per stratum of a declared column (`model.stratify_by`).
     StratifiedCopula(stratified::StratifiedCopula),
     Privbayes(privbayes::PrivBayesModel),
@@ -49,6 +61,7 @@ impl GeneratorModel {
     pub fn sample(&self, n: usize, seed: u64) -> Table {
         match self {
             GeneratorModel::GaussianCopula(m) => m.sample(n, seed),
+            GeneratorModel::Cart(m) => m.sample(n, seed),
             GeneratorModel::StratifiedCopula(m) => m.sample(n, seed),
             GeneratorModel::Privbayes(m) => m.sample(n, seed),
         }
@@ -64,6 +77,7 @@ impl GeneratorModel {
     ) -> Result<Table, cohort::CohortError> {
         match self {
             GeneratorModel::GaussianCopula(m) => m.sample_cohort(n, seed, cohort),
+            GeneratorModel::Cart(m) => m.sample_cohort(n, seed, cohort),
             GeneratorModel::StratifiedCopula(m) => m.sample_cohort(n, seed, cohort),
             GeneratorModel::Privbayes(m) => m.sample_cohort(n, seed, cohort),
         }
@@ -72,6 +86,7 @@ impl GeneratorModel {
     pub fn content_sha256(&self) -> String {
         match self {
             GeneratorModel::GaussianCopula(m) => m.content_sha256(),
+            GeneratorModel::Cart(m) => m.content_sha256(),
             GeneratorModel::StratifiedCopula(m) => m.content_sha256(),
             GeneratorModel::Privbayes(m) => m.content_sha256(),
         }
@@ -80,6 +95,7 @@ impl GeneratorModel {
     pub fn name(&self) -> &'static str {
         match self {
             GeneratorModel::GaussianCopula(_) => GAUSSIAN_COPULA,
+            GeneratorModel::Cart(_) => CART,
             GeneratorModel::StratifiedCopula(_) => "gaussian_copula_stratified",
             GeneratorModel::Privbayes(_) => PRIVBAYES,
         }
@@ -88,7 +104,9 @@ impl GeneratorModel {
     /// (ε, δ) spent by the fit; `None` for a non-DP generator.
     pub fn epsilon(&self) -> Option<(f64, f64)> {
         match self {
-            GeneratorModel::GaussianCopula(_) | GeneratorModel::StratifiedCopula(_) => None,
+            GeneratorModel::GaussianCopula(_)
+            | GeneratorModel::Cart(_)
+            | GeneratorModel::StratifiedCopula(_) => None,
             GeneratorModel::Privbayes(m) => Some(m.epsilon_spent()),
         }
     }
@@ -125,6 +143,10 @@ pub struct ModelRecord {
     /// it spends nothing and gives no DP guarantee (`None`).
     pub epsilon: Option<(f64, f64)>,
     pub reference: ReferenceProfile,
+    /// How `model.generator = "auto"` chose this model: every candidate's
+    /// scores on the inner split. Absent for a generator named outright.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<auto::Selection>,
     pub model: GeneratorModel,
     /// How each column was read from a file (`resynth synthesize`), so
     /// `resynth sample` writes dates as dates; empty for engine models,
@@ -183,6 +205,10 @@ pub fn derive_seed(base: u64, purpose: &str, n: u64) -> u64 {
 pub enum FitError {
     #[error("gaussian copula: {0}")]
     Copula(#[from] copula::CopulaError),
+    #[error("cart: {0}")]
+    Cart(#[from] cart::CartError),
+    #[error("auto: {0}")]
+    Auto(String),
     #[error("privbayes: {0}")]
     PrivBayes(#[from] privbayes::PrivBayesError),
     #[error("{0}")]
@@ -198,6 +224,12 @@ pub enum FitError {
 pub struct GeneratorSettings<'a> {
     pub kind: GeneratorKind,
     pub copula: &'a copula::CopulaConfig,
+    pub cart: &'a cart::CartConfig,
+    /// Privacy unit of each training row, when a patient can have several
+    /// rows (dense ids; see [`entity_index`]). CART counts leaves in them.
+    pub entities: Option<&'a [u32]>,
+    /// The gate `auto` judges its candidates with (config, roles).
+    pub gate: Option<(&'a crate::gate::GateConfig, &'a crate::gate::Roles)>,
     /// (column, min rows per stratum) for a stratified copula.
     pub stratify: Option<(&'a str, usize)>,
     pub privbayes: Option<&'a privbayes::PrivBayesConfig>,
@@ -215,27 +247,23 @@ pub fn fit_model(
     mut fitted_on: FittedOn,
     reference: ReferenceProfile,
 ) -> Result<ModelRecord, FitError> {
-    let (copula_config, stratify, privbayes_config) =
-        (settings.copula, settings.stratify, settings.privbayes);
-    let (model, fit_seed) = match settings.kind {
-        GeneratorKind::GaussianCopula => match stratify {
-            Some((column, min_rows)) => (
-                GeneratorModel::StratifiedCopula(stratified::fit(
-                    train,
-                    column,
-                    min_rows,
-                    copula_config,
-                    seed,
-                )?),
-                Some(seed),
-            ),
-            None => (
-                GeneratorModel::GaussianCopula(copula::fit(train, copula_config, seed)?),
-                Some(seed),
-            ),
-        },
+    // The model must depend on the rows, not on the order they were read
+    // in: a multi-partition scan (DataFusion splits CSV files of 10 MB and
+    // more into byte ranges read in parallel) or Kafka partitions interleave
+    // rows differently on every run.
+    let (canonical, entities) = canonical_order(train, settings.entities);
+    let train = &canonical;
+    let settings = GeneratorSettings {
+        entities: entities.as_deref(),
+        ..settings
+    };
+    let (model, fit_seed, selection) = match settings.kind {
+        GeneratorKind::Auto => {
+            let (model, selection) = auto::select(train, &settings, seed)?;
+            (model, Some(seed), Some(selection))
+        }
         GeneratorKind::Privbayes => {
-            let config = privbayes_config.ok_or(FitError::MissingPrivBayesConfig)?;
+            let config = settings.privbayes.ok_or(FitError::MissingPrivBayesConfig)?;
             let secret: u64 = rand::random();
             let model = privbayes::fit(train, config, secret)?;
             fitted_on.train_rows = model
@@ -243,8 +271,13 @@ pub fn fit_model(
                 .noisy_rows
                 .map_or(0, |n| n.max(0.0).round() as usize);
             fitted_on.holdout_rows = 0;
-            (GeneratorModel::Privbayes(model), None)
+            (GeneratorModel::Privbayes(model), None, None)
         }
+        kind => (
+            fit_generator(kind, train, &settings, seed)?,
+            Some(seed),
+            None,
+        ),
     };
     Ok(ModelRecord {
         topology: topology.to_string(),
@@ -255,9 +288,115 @@ pub fn fit_model(
         fitted_on,
         epsilon: model.epsilon(),
         reference,
+        selection,
         model,
         column_formats: Vec::new(),
     })
+}
+
+/// Fits one non-DP generator family (not `auto`, not PrivBayes).
+pub(crate) fn fit_generator(
+    kind: GeneratorKind,
+    train: &Table,
+    settings: &GeneratorSettings<'_>,
+    seed: u64,
+) -> Result<GeneratorModel, FitError> {
+    Ok(match kind {
+        GeneratorKind::GaussianCopula => match settings.stratify {
+            Some((column, min_rows)) => GeneratorModel::StratifiedCopula(stratified::fit(
+                train,
+                column,
+                min_rows,
+                settings.copula,
+                seed,
+            )?),
+            None => GeneratorModel::GaussianCopula(copula::fit(train, settings.copula, seed)?),
+        },
+        GeneratorKind::Cart => {
+            GeneratorModel::Cart(cart::fit(train, settings.cart, seed, settings.entities)?)
+        }
+        GeneratorKind::Auto | GeneratorKind::Privbayes => {
+            return Err(FitError::Auto(format!(
+                "{kind:?} is not a single generator family"
+            )));
+        }
+    })
+}
+
+/// The rows of `table` in a canonical order, with every categorical
+/// dictionary sorted by label (only labels in use kept): the same multiset of
+/// rows gives the same table whatever order it arrived in. `entities` follow
+/// their rows.
+pub fn canonical_order(table: &Table, entities: Option<&[u32]>) -> (Table, Option<Vec<u32>>) {
+    use crate::table::{Column, ColumnValues, NULL_CODE};
+    let columns: Vec<Column> = table
+        .columns
+        .iter()
+        .map(|c| match &c.values {
+            ColumnValues::Numeric(_) => c.clone(),
+            ColumnValues::Categorical { codes, dictionary } => {
+                let mut used: Vec<&str> = codes
+                    .iter()
+                    .filter(|&&k| k != NULL_CODE && (k as usize) < dictionary.len())
+                    .map(|&k| dictionary[k as usize].as_str())
+                    .collect();
+                used.sort_unstable();
+                used.dedup();
+                let recode = |k: u32| {
+                    if k == NULL_CODE || k as usize >= dictionary.len() {
+                        k
+                    } else {
+                        used.binary_search(&dictionary[k as usize].as_str())
+                            .expect("a used label") as u32
+                    }
+                };
+                Column {
+                    name: c.name.clone(),
+                    values: ColumnValues::Categorical {
+                        codes: codes.iter().map(|&k| recode(k)).collect(),
+                        dictionary: used.iter().map(|s| s.to_string()).collect(),
+                    },
+                }
+            }
+        })
+        .collect();
+    let recoded = Table::new(columns);
+    let key = |row: usize, column: &Column| -> u64 {
+        match &column.values {
+            ColumnValues::Numeric(v) => cart::structure::numeric_key(v[row]),
+            ColumnValues::Categorical { codes, .. } => u64::from(codes[row]),
+        }
+    };
+    let mut rows: Vec<usize> = (0..recoded.n_rows()).collect();
+    rows.sort_by(|&a, &b| {
+        recoded
+            .columns
+            .iter()
+            .map(|c| key(a, c).cmp(&key(b, c)))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| {
+                let e = |r: usize| entities.map_or(0, |e| e[r]);
+                e(a).cmp(&e(b))
+            })
+    });
+    let entities = entities.map(|e| rows.iter().map(|&r| e[r]).collect());
+    (recoded.take(&rows), entities)
+}
+
+/// Dense privacy-unit ids of the rows, or None when every row is its own
+/// unit (the usual one row per patient), so nothing needs counting.
+pub fn entity_index(ids: &[Option<String>]) -> Option<Vec<u32>> {
+    let mut sorted: Vec<&Option<String>> = ids.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() == ids.len() {
+        return None;
+    }
+    Some(
+        ids.iter()
+            .map(|id| sorted.binary_search(&id).expect("an id of the rows") as u32)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -274,6 +413,66 @@ mod tests {
         let share = holdout.len() as f64 / 4000.0;
         assert!((share - 0.3).abs() < 0.03, "{share}");
         assert_eq!(split_by_entity(&ids, 0.3, 9), (train, holdout));
+    }
+
+    /// Issue 12: `synthesize` on one file gave different models from run to
+    /// run, because a CSV of 10 MB or more is scanned in parallel byte ranges
+    /// and its rows arrive in a different order each time. Every family must
+    /// give the same model for the same rows in any order and on any number
+    /// of threads.
+    #[test]
+    fn fits_depend_on_the_rows_not_their_order_or_the_thread_count() {
+        let table = cart::tests::clinical(1500, 31);
+        let mut shuffled: Vec<usize> = (0..table.n_rows()).collect();
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(4));
+        // Same rows, shuffled, with categories first seen in another order.
+        let other = table.take(&shuffled);
+        let copula_config = copula::CopulaConfig::default();
+        let cart_config = cart::CartConfig::default();
+        for (kind, stratify) in [
+            (GeneratorKind::GaussianCopula, None),
+            (GeneratorKind::GaussianCopula, Some(("group", 100))),
+            (GeneratorKind::Cart, None),
+        ] {
+            let settings = GeneratorSettings {
+                kind,
+                copula: &copula_config,
+                cart: &cart_config,
+                entities: None,
+                gate: None,
+                stratify,
+                privbayes: None,
+            };
+            let fit = |t: &Table, threads: usize| {
+                let record = copula::with_threads(threads, || {
+                    fit_model(
+                        "t",
+                        1,
+                        t,
+                        settings,
+                        9,
+                        FittedOn {
+                            window_start_ms: 0,
+                            window_end_ms: 0,
+                            source_offsets: Vec::new(),
+                            train_rows: t.n_rows(),
+                            holdout_rows: 0,
+                        },
+                        ReferenceProfile::build(t),
+                    )
+                    .unwrap()
+                });
+                let rows = copula::with_threads(threads, || record.model.sample(2000, 5));
+                (record.sha256, rows.content_sha256())
+            };
+            let first = fit(&table, 2);
+            assert_eq!(fit(&table, 2), first, "{kind:?}: repeated fit");
+            assert_eq!(fit(&table, 1), first, "{kind:?}: one thread");
+            assert_eq!(fit(&table, 4), first, "{kind:?}: four threads");
+            assert_eq!(fit(&other, 3), first, "{kind:?}: rows in another order");
+        }
     }
 
     #[test]

@@ -34,6 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use super::text_values::{ColumnFormat, canonical_label, is_missing};
 use crate::gate::{GateConfig, Roles, Units};
+use crate::generate::GeneratorKind;
+use crate::generate::cart::CartConfig;
 use crate::generate::copula::CopulaConfig;
 use crate::table::{Column, Table};
 
@@ -66,11 +68,18 @@ pub struct ValidateSpec {
     pub generator: FileGenerator,
 }
 
-/// `[generator]` of the roles file: the Gaussian copula as a topology's
-/// `[model]` and `[copula]` configure it.
+/// `[generator]` of the roles file: the generator as a topology's `[model]`,
+/// `[cart]` and `[copula]` configure it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileGenerator {
+    /// `cart` (default), `auto` (CART and the copula judged on an inner
+    /// split of the training file with this file's `[gate]` and `[roles]`,
+    /// the best that passes kept) or `gaussian_copula`. PrivBayes needs a
+    /// declared domain and is for topologies only.
+    pub family: GeneratorKind,
+    /// CART options, as a topology's `[cart]`.
+    pub cart: CartConfig,
     /// Categorical column to stratify by (one copula per label).
     pub stratify_by: Option<String>,
     /// Rows a stratum needs for its own copula.
@@ -82,6 +91,8 @@ pub struct FileGenerator {
 impl Default for FileGenerator {
     fn default() -> Self {
         FileGenerator {
+            family: GeneratorKind::default(),
+            cart: CartConfig::default(),
             stratify_by: None,
             min_stratum_rows: 100,
             copula: CopulaConfig::default(),
@@ -124,7 +135,18 @@ impl ValidateSpec {
         {
             spec.id_columns.push(e.clone());
         }
-        let problems = spec.gate.validate();
+        let mut problems = spec.gate.validate();
+        problems.extend(
+            spec.generator
+                .cart
+                .validate()
+                .into_iter()
+                .map(|p| format!("generator.cart.{p}")),
+        );
+        if spec.generator.family == GeneratorKind::Privbayes {
+            problems
+                .push("generator.family: privbayes needs a declared domain; use a topology".into());
+        }
         if !problems.is_empty() {
             return Err(err(problems.join("; ")));
         }

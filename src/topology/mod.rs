@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gate::{GateConfig, Roles};
 use crate::generate::GeneratorKind;
+use crate::generate::cart::CartConfig;
 use crate::generate::copula::CopulaConfig;
 use crate::generate::privbayes::PrivBayesConfig;
 
@@ -56,6 +57,10 @@ pub struct Topology {
     /// Gaussian copula settings (used when `model.generator = "gaussian_copula"`).
     #[serde(default)]
     pub copula: CopulaConfig,
+    /// CART settings (used when `model.generator = "cart"`, the default, or
+    /// `"auto"`).
+    #[serde(default)]
+    pub cart: CartConfig,
     /// PrivBayes settings: ε and the declared domain of every training column
     /// (required when `model.generator = "privbayes"`).
     #[serde(default)]
@@ -238,8 +243,10 @@ pub struct BudgetConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// `gaussian_copula` (default; not differentially private) or `privbayes`
-    /// (ε-DP; needs `[privbayes]`).
+    /// `cart` (default: sequential CART synthesis with structure rules),
+    /// `auto` (CART and the copula judged on an inner split of the training
+    /// rows, the best that passes deployed), `gaussian_copula` (none of these
+    /// is differentially private) or `privbayes` (ε-DP; needs `[privbayes]`).
     pub generator: GeneratorKind,
     /// The privacy unit's id column in the training table (usually the patient).
     pub entity_column: String,
@@ -392,7 +399,7 @@ fn default_max_regenerations() -> usize {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            generator: GeneratorKind::GaussianCopula,
+            generator: GeneratorKind::default(),
             stratify_by: None,
             min_stratum_rows: 100,
             entity_column: "patient_id".into(),
@@ -629,6 +636,7 @@ impl Topology {
                 .into_iter()
                 .map(|e| prefix("copula", e)),
         );
+        p.extend(self.cart.validate().into_iter().map(|e| prefix("cart", e)));
         p.extend(self.lineage.validate());
         if !["internal", "partner", "public"].contains(&self.audit.recipient.as_str()) {
             p.push(format!(
