@@ -172,15 +172,14 @@ pub fn evaluate(
     roles: &Roles,
     seed: u64,
 ) -> Result<GateReport, GateError> {
-    run(
+    evaluate_in_units(
         train,
         holdout,
         synthetic,
+        &Units::default(),
         config,
         roles,
-        &Units::default(),
         seed,
-        false,
     )
 }
 
@@ -196,7 +195,14 @@ pub fn evaluate_in_units(
     roles: &Roles,
     seed: u64,
 ) -> Result<GateReport, GateError> {
-    run(train, holdout, synthetic, config, roles, units, seed, false)
+    run(
+        [train, holdout, synthetic],
+        config,
+        roles,
+        units,
+        seed,
+        false,
+    )
 }
 
 /// The engine's two gates: fidelity and utility first; privacy only for a
@@ -213,7 +219,14 @@ pub fn evaluate_staged(
     roles: &Roles,
     seed: u64,
 ) -> Result<GateReport, GateError> {
-    run(train, holdout, synthetic, config, roles, units, seed, true)
+    run(
+        [train, holdout, synthetic],
+        config,
+        roles,
+        units,
+        seed,
+        true,
+    )
 }
 
 /// Operator name of the reported result that says the privacy gate was
@@ -225,10 +238,10 @@ pub const PRIVACY_SKIPPED: &str = "privacy_gate";
 /// vs training). Not in [`operator::ALL`], which lists gated operators.
 pub const DETECTION_AUC: &str = "detection_auc";
 
+/// Both gates on `[train, holdout, synthetic]`; `staged` skips privacy
+/// for a batch that already failed.
 fn run(
-    train: &Table,
-    holdout: &Table,
-    synthetic: &Table,
+    [train, holdout, synthetic]: [&Table; 3],
     config: &GateConfig,
     roles: &Roles,
     units: &Units,
