@@ -209,7 +209,8 @@ pub fn evaluate_in_units(
 /// batch that passed them. A batch that already failed is regenerated or
 /// quarantined whatever its privacy scores, so the privacy operators (the
 /// costly nearest-neighbour scans) are skipped and a reported result says
-/// so. `resynth validate` uses [`evaluate`], which always runs both.
+/// so. `resynth validate` uses [`evaluate_in_units`], which always runs
+/// both.
 pub fn evaluate_staged(
     train: &Table,
     holdout: &Table,
