@@ -161,7 +161,12 @@ impl ClientContext for Captured {
         }
         // Connection failures (TLS, SASL) are log lines too, unless the
         // error callback is polled.
-        if matches!(fac, "TXNERR" | "ADDPARTS" | "FAIL") {
+        if matches!(fac, "TXNERR" | "ADDPARTS" | "FAIL")
+            || matches!(
+                level,
+                L::Emerg | L::Alert | L::Critical | L::Error | L::Warning
+            )
+        {
             let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
             if errors.len() < 64 {
                 errors.push((None, message.to_string()));
@@ -360,12 +365,47 @@ pub fn probe(topology: &Topology, brokers: &str, options: ProbeOptions) -> Acces
         for p in parts {
             tpl.add_partition(&k.source_topic, *p);
         }
-        match consumer.committed_offsets(tpl, options.timeout) {
-            Ok(_) => report.pass(what, None),
-            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) => {
-                report.fail(what, format!("{who} may not use the group (group authorization failed); grant READ on group {}", k.group_id))
+        // Without the group ACL librdkafka retries the coordinator lookup
+        // until the timeout and only logs why: ask in short steps and
+        // look at what it logged in between.
+        let refused = |reason: &str| {
+            reason.contains("Group authorization failed")
+                || reason.contains("GROUP_AUTHORIZATION_FAILED")
+        };
+        let deadline = Instant::now() + options.timeout;
+        let grant = format!(
+            "{who} may not use the group (group authorization failed); grant READ on group {}",
+            k.group_id
+        );
+        loop {
+            let got = consumer.committed_offsets(tpl.clone(), Duration::from_millis(1000));
+            let _ = consumer.poll(Duration::from_millis(50));
+            let logged = consumer
+                .context()
+                .errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|(_, r)| refused(r));
+            match got {
+                Ok(_) => {
+                    report.pass(what, None);
+                    break;
+                }
+                Err(e)
+                    if logged
+                        || e.rdkafka_error_code()
+                            == Some(RDKafkaErrorCode::GroupAuthorizationFailed) =>
+                {
+                    report.fail(what, grant);
+                    break;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    report.fail(what, format!("offset fetch failed: {e}"));
+                    break;
+                }
+                Err(_) => {}
             }
-            Err(e) => report.fail(what, format!("offset fetch failed: {e}")),
         }
     }
     drop(consumer);
