@@ -21,7 +21,9 @@ use rand::{Rng, SeedableRng};
 use resynth::schema::RecordSchema;
 use resynth::schema::decode::EventDecoder;
 use resynth::schema::fuzz::{hostile_cases, mutate};
-use resynth::source::simulator::{Simulator, SimulatorConfig, encode_event_avro, encode_event_json};
+use resynth::source::simulator::{
+    Simulator, SimulatorConfig, encode_event_avro, encode_event_json,
+};
 use resynth::topology::EventFormat;
 
 /// Counts bytes allocated (not freed) since the last reset: one decode's
@@ -92,7 +94,10 @@ fn main() {
                 let n = rng.random_range(0..4096);
                 (0..n).map(|_| rng.random()).collect()
             } else {
-                mutate(&mut rng, &valid[rng.random_range(0..valid.len())])
+                {
+                    let i = rng.random_range(0..valid.len());
+                    mutate(&mut rng, &valid[i])
+                }
             });
         }
         for input in &inputs {
@@ -103,14 +108,19 @@ fn main() {
             }
             ALLOCATED.store(0, Ordering::Relaxed);
             let started = Instant::now();
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.decode(input, 0, 0)));
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.decode(input, 0, 0)));
             let took = started.elapsed();
             let bytes = ALLOCATED.load(Ordering::Relaxed);
             executions += 1;
             match result {
                 Err(_) => {
                     failures += 1;
-                    eprintln!("PANIC on {format:?} input of {} bytes: {:02x?}", input.len(), &input[..input.len().min(64)]);
+                    eprintln!(
+                        "PANIC on {format:?} input of {} bytes: {:02x?}",
+                        input.len(),
+                        &input[..input.len().min(64)]
+                    );
                     d = EventDecoder::new(schema.clone(), format, "event_time").unwrap();
                 }
                 Ok(Err(_)) => errors += 1,
@@ -119,12 +129,18 @@ fn main() {
             let limit = Duration::from_millis(50) + Duration::from_nanos(100 * input.len() as u64);
             if took > limit {
                 failures += 1;
-                eprintln!("SLOW: {took:?} on {format:?} input of {} bytes", input.len());
+                eprintln!(
+                    "SLOW: {took:?} on {format:?} input of {} bytes",
+                    input.len()
+                );
             }
             let bound = 64 * 1024 + 8 * input.len();
             if bytes > bound {
                 failures += 1;
-                eprintln!("ALLOC: {bytes} bytes on {format:?} input of {} bytes (bound {bound})", input.len());
+                eprintln!(
+                    "ALLOC: {bytes} bytes on {format:?} input of {} bytes (bound {bound})",
+                    input.len()
+                );
             }
             let ratio = bytes as f64 / (input.len().max(1)) as f64;
             if bytes > worst_bytes {

@@ -88,17 +88,26 @@ pub fn hostile_cases() -> Vec<(&'static str, Vec<u8>)> {
     let mut v: Vec<(&'static str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         ("one zero byte", vec![0]),
-        ("absurd avro length", vec![0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+        (
+            "absurd avro length",
+            vec![0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+        ),
         ("negative avro length", vec![0x01, b'a']),
-        ("json NaN", br#"{"patient_id":"p","lab_value":NaN}"#.to_vec()),
-        ("json inf", br#"{"patient_id":"p","lab_value":1e999}"#.to_vec()),
+        (
+            "json NaN",
+            br#"{"patient_id":"p","lab_value":NaN}"#.to_vec(),
+        ),
+        (
+            "json inf",
+            br#"{"patient_id":"p","lab_value":1e999}"#.to_vec(),
+        ),
         ("json null object", b"null".to_vec()),
     ];
-    v.push(("deep json arrays", [vec![b'['; 100_000], vec![b']'; 100_000]].concat()));
     v.push((
-        "deep json objects",
-        "{\"a\":".repeat(50_000).into_bytes(),
+        "deep json arrays",
+        [vec![b'['; 100_000], vec![b']'; 100_000]].concat(),
     ));
+    v.push(("deep json objects", "{\"a\":".repeat(50_000).into_bytes()));
     v.push((
         "100 KB json string",
         format!("{{\"patient_id\":\"{}\"}}", "x".repeat(100_000)).into_bytes(),
@@ -120,7 +129,9 @@ mod tests {
     use super::*;
     use crate::schema::RecordSchema;
     use crate::schema::decode::EventDecoder;
-    use crate::source::simulator::{Simulator, SimulatorConfig, encode_event_avro, encode_event_json};
+    use crate::source::simulator::{
+        Simulator, SimulatorConfig, encode_event_avro, encode_event_json,
+    };
     use crate::topology::EventFormat;
 
     fn schema() -> Arc<RecordSchema> {
@@ -163,7 +174,12 @@ mod tests {
             }
         }
         let limit = Duration::from_millis(50) + Duration::from_micros(input.len() as u64 / 10);
-        assert!(started.elapsed() < limit, "took {:?} on {} bytes", started.elapsed(), input.len());
+        assert!(
+            started.elapsed() < limit,
+            "took {:?} on {} bytes",
+            started.elapsed(),
+            input.len()
+        );
         if d.len() > 1000 {
             d.finish();
         }
@@ -202,7 +218,10 @@ mod tests {
                 let started = Instant::now();
                 let r = d.decode(&bytes, 0, 0);
                 assert!(r.is_err(), "{format:?} {name}: decoded");
-                assert!(started.elapsed() < Duration::from_millis(500), "{format:?} {name}: slow");
+                assert!(
+                    started.elapsed() < Duration::from_millis(500),
+                    "{format:?} {name}: slow"
+                );
             }
             // and the decoder still works afterwards
             for e in valid(format, 3) {
