@@ -75,7 +75,7 @@ use serde::{Deserialize, Serialize};
 use self::structure::{Formula, Lookup, NullRule, Source, detect_decimals, numeric_key, round_to};
 use self::tree::{Feature, Growth, Node, Split, Target};
 use super::copula::{json_sha256, json_stable, par_map};
-use crate::table::{Column, ColumnValues, NULL_CODE, Table};
+use crate::table::{Column, ColumnValues, NULL_CODE, ShapeError, Table};
 
 /// The only `format_version` this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -183,26 +183,10 @@ impl CartConfig {
 /// Why a model could not be fitted or loaded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CartError {
-    #[error("cannot fit CART on a table with no columns")]
-    NoColumns,
+    #[error("cannot fit CART: {0}")]
+    Shape(#[from] ShapeError),
     #[error("cannot fit CART on {rows} training rows: at least {min} are required")]
     TooFewRows { rows: usize, min: usize },
-    #[error("column `{column}` has {len} rows, expected {expected} like the first column")]
-    RaggedColumns {
-        column: String,
-        len: usize,
-        expected: usize,
-    },
-    #[error("column name `{column}` appears more than once")]
-    DuplicateColumn { column: String },
-    #[error("column `{column}` row {row}: value is infinite (only finite values or NaN for null)")]
-    NonFiniteValue { column: String, row: usize },
-    #[error("column `{column}` row {row}: category code {code} is outside its dictionary")]
-    InvalidCategoryCode {
-        column: String,
-        row: usize,
-        code: u32,
-    },
     #[error("entities: {len} ids for {rows} rows")]
     EntityLength { len: usize, rows: usize },
     #[error("cart config: {0}")]
@@ -376,45 +360,8 @@ fn stream_rng(seed: u64, domain: u64, stream: u64) -> StdRng {
 }
 
 fn validate_table(train: &Table, config: &CartConfig) -> Result<usize, CartError> {
-    let first = train.columns.first().ok_or(CartError::NoColumns)?;
-    let n = first.values.len();
-    let mut names = std::collections::BTreeSet::new();
-    for column in &train.columns {
-        if !names.insert(column.name.as_str()) {
-            return Err(CartError::DuplicateColumn {
-                column: column.name.clone(),
-            });
-        }
-        if column.values.len() != n {
-            return Err(CartError::RaggedColumns {
-                column: column.name.clone(),
-                len: column.values.len(),
-                expected: n,
-            });
-        }
-        match &column.values {
-            ColumnValues::Numeric(v) => {
-                if let Some(row) = v.iter().position(|x| x.is_infinite()) {
-                    return Err(CartError::NonFiniteValue {
-                        column: column.name.clone(),
-                        row,
-                    });
-                }
-            }
-            ColumnValues::Categorical { codes, dictionary } => {
-                if let Some(row) = codes
-                    .iter()
-                    .position(|&c| c != NULL_CODE && c as usize >= dictionary.len())
-                {
-                    return Err(CartError::InvalidCategoryCode {
-                        column: column.name.clone(),
-                        row,
-                        code: codes[row],
-                    });
-                }
-            }
-        }
-    }
+    let n = train.check_shape()?;
+    train.check_finite()?;
     let min = config.min_rows.max(2 * config.leaf_size(n)).max(2);
     if n < min {
         return Err(CartError::TooFewRows { rows: n, min });
