@@ -690,7 +690,7 @@ fn synthesize(
         .with_context(|| format!("writing {}", out.display()))?;
     model.column_formats = formats;
     if let Some(path) = model_out {
-        std::fs::write(path, serde_json::to_vec_pretty(&model)?)
+        resynth::owner_only::write(path, &serde_json::to_vec_pretty(&model)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(selection) = &model.selection {
@@ -954,13 +954,13 @@ fn approve(
     let bytes = serde_json::to_vec_pretty(&envelope)?;
     let digest = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
     let dir = binder_dir.join("approvals");
-    std::fs::create_dir_all(&dir)?;
+    resynth::owner_only::create_dir_all(&dir)?;
     let file = dir.join(format!(
         "{}-{}.dsse.json",
         resynth::audit::now_ms(),
         &keyid[..12]
     ));
-    std::fs::write(&file, &bytes)?;
+    resynth::owner_only::write(&file, &bytes)?;
     let recorded = access::record_external(
         &topo.audit.dir,
         &topo.name,

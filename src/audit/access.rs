@@ -161,13 +161,11 @@ fn open_lock(audit_dir: &Path) -> Result<(PathBuf, File), AuditError> {
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(audit_dir).map_err(io)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
+    crate::owner_only::create_dir_all(audit_dir).map_err(io)?;
+    let file = crate::owner_only::open(&path, |o| {
+        o.create(true).truncate(false).write(true);
+    })
+    .map_err(io)?;
     Ok((path, file))
 }
 
@@ -236,7 +234,7 @@ pub fn record_external(
         let path = path.to_path_buf();
         move |source| AuditError::Io { path, source }
     };
-    std::fs::create_dir_all(&inbox).map_err(io(&inbox))?;
+    crate::owner_only::create_dir_all(&inbox).map_err(io(&inbox))?;
     let name = format!(
         "{:020}-{}.json",
         super::now_ms(),
@@ -245,7 +243,7 @@ pub fn record_external(
     let path = inbox.join(&name);
     let body = json!({"topology": topology, "kind": kind, "data": data});
     let tmp = inbox.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, body.to_string()).map_err(io(&tmp))?;
+    crate::owner_only::write(&tmp, body.to_string().as_bytes()).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     Ok(Recorded::Queued(path))
 }

@@ -16,7 +16,7 @@ pub mod openlineage;
 pub mod recorder;
 pub mod validation;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,7 @@ impl AuditLog {
     /// nothing is appended to a log that was tampered with.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
+            crate::owner_only::create_dir_all(dir).map_err(|source| AuditError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
@@ -90,14 +90,10 @@ impl AuditLog {
         } else {
             (0, GENESIS.to_string())
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| AuditError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file = crate::owner_only::open_append(path).map_err(|source| AuditError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(AuditLog {
             path: path.to_path_buf(),
             file,
@@ -199,13 +195,13 @@ pub fn write_report(
     report: &serde_json::Value,
 ) -> Result<PathBuf, AuditError> {
     let reports = dir.join("reports");
-    std::fs::create_dir_all(&reports).map_err(|source| AuditError::Io {
+    crate::owner_only::create_dir_all(&reports).map_err(|source| AuditError::Io {
         path: reports.clone(),
         source,
     })?;
     let path = reports.join(format!("{name}.json"));
     let bytes = serde_json::to_vec_pretty(report).expect("json value serialises");
-    crate::generate::registry::write_atomic(&path, &bytes).map_err(|source| AuditError::Io {
+    crate::owner_only::write_atomic(&path, &bytes).map_err(|source| AuditError::Io {
         path: path.clone(),
         source,
     })?;
@@ -215,16 +211,14 @@ pub fn write_report(
 /// Writes an HTML report to `<dir>/reports/<name>.html`.
 pub fn write_html_report(dir: &Path, name: &str, page: &str) -> Result<PathBuf, AuditError> {
     let reports = dir.join("reports");
-    std::fs::create_dir_all(&reports).map_err(|source| AuditError::Io {
+    crate::owner_only::create_dir_all(&reports).map_err(|source| AuditError::Io {
         path: reports.clone(),
         source,
     })?;
     let path = reports.join(format!("{name}.html"));
-    crate::generate::registry::write_atomic(&path, page.as_bytes()).map_err(|source| {
-        AuditError::Io {
-            path: path.clone(),
-            source,
-        }
+    crate::owner_only::write_atomic(&path, page.as_bytes()).map_err(|source| AuditError::Io {
+        path: path.clone(),
+        source,
     })?;
     Ok(path)
 }
@@ -266,6 +260,35 @@ mod tests {
             AuditLog::open(&path).is_err(),
             "never append to a broken chain"
         );
+    }
+
+    /// The audit log, its directory and the reports are PHI-derived: all
+    /// owner-only, including a log that existed world-readable.
+    #[cfg(unix)]
+    #[test]
+    fn audit_log_and_reports_are_owner_only() {
+        use crate::owner_only::tests::mode;
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out/audit");
+        let path = dir.join("audit.jsonl");
+        AuditLog::open(&path)
+            .unwrap()
+            .append("t", "k", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(mode(&root.path().join("out")), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        AuditLog::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600, "reopening narrows a wide log");
+        let json = write_report(&dir, "run-1", &serde_json::json!({"ok": true})).unwrap();
+        let html = write_html_report(&dir, "run-1", "<html></html>").unwrap();
+        assert_eq!(mode(&dir.join("reports")), 0o700);
+        assert_eq!(mode(&json), 0o600);
+        assert_eq!(mode(&html), 0o600);
+        let _lock = access::EngineLock::acquire(&dir).unwrap();
+        assert_eq!(mode(&dir.join("engine.lock")), 0o600);
     }
 
     #[test]

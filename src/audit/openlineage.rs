@@ -534,13 +534,9 @@ impl Emitter {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::owner_only::create_dir_all(dir).map_err(io)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
+        let file = crate::owner_only::open_append(&path).map_err(io)?;
         let kafka = match &config.kafka_topic {
             Some(topic) => {
                 let mut c = ClientConfig::new();

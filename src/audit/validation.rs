@@ -77,7 +77,7 @@ pub fn write(
     holdout: &Table,
     synthetic: &Table,
 ) -> Result<Vec<PathBuf>, AuditError> {
-    std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
+    crate::owner_only::create_dir_all(dir).map_err(|source| AuditError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -87,7 +87,7 @@ pub fn write(
     };
     let json_path = dir.join("validation.json");
     let json = serde_json::to_vec_pretty(record).expect("validation record serialises");
-    crate::generate::registry::write_atomic(&json_path, &json).map_err(io(&json_path))?;
+    crate::owner_only::write_atomic(&json_path, &json).map_err(io(&json_path))?;
 
     let mut meta = vec![
         ("run id".to_string(), record.run_id.clone()),
@@ -121,7 +121,7 @@ pub fn write(
         path: html_path.clone(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    crate::generate::registry::write_atomic(&html_path, page.as_bytes()).map_err(io(&html_path))?;
+    crate::owner_only::write_atomic(&html_path, page.as_bytes()).map_err(io(&html_path))?;
     Ok(vec![json_path, html_path])
 }
 

@@ -412,7 +412,7 @@ pub fn run(
             .ok()
     });
     let ledger_dir = topology.audit.dir.join("ledger");
-    std::fs::create_dir_all(&ledger_dir)
+    crate::owner_only::create_dir_all(&ledger_dir)
         .map_err(|e| EngineError::Generate(format!("{}: {e}", ledger_dir.display())))?;
     let mut ledger = Ledger::open(
         ledger_dir.join(format!("{name}--{}.jsonl", topology.kafka.source_topic)),

@@ -36,7 +36,7 @@
 //! * All entries of one file belong to one topology; a booking for another
 //!   topology is refused, as it signals two topologies sharing a path.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -293,12 +293,10 @@ impl Ledger {
     /// directory entry durable) when absent.
     fn open_file(&self) -> Result<File, LedgerError> {
         let existed = self.path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)
-            .map_err(|source| self.io("open", source))?;
+        let file = crate::owner_only::open(&self.path, |o| {
+            o.read(true).append(true).create(true);
+        })
+        .map_err(|source| self.io("open", source))?;
         if !existed {
             file.sync_all().map_err(|source| self.io("fsync", source))?;
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {

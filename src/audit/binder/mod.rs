@@ -367,7 +367,8 @@ pub fn build(
     let data = RunData::from_audit_dir(audit_dir, lineage_file)?;
     let r = Release::resolve(&data, release)?;
     let now = options.generated_at_ms.unwrap_or_else(super::now_ms);
-    std::fs::create_dir_all(out.join("evidence/reports")).map_err(|e| file_err(out, e))?;
+    crate::owner_only::create_dir_all(&out.join("evidence/reports"))
+        .map_err(|e| file_err(out, e))?;
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for (stem, title, body) in derived(&data, &r, now) {
         files.push((format!("{stem}.json"), pretty(&body)));
@@ -418,7 +419,7 @@ pub fn build(
     }
     for (path, bytes) in &files {
         let p = out.join(path);
-        std::fs::write(&p, bytes).map_err(|e| file_err(&p, e))?;
+        crate::owner_only::write(&p, bytes).map_err(|e| file_err(&p, e))?;
     }
     // Decisions already recorded for this release, with the manifests they
     // signed (outside the manifest, like every approval).
@@ -426,13 +427,13 @@ pub fn build(
         e.kind == "release_approval" && e.data["release"].as_str() == Some(r.batch_id.as_str())
     }) {
         let dir = out.join("approvals");
-        std::fs::create_dir_all(&dir).map_err(|x| file_err(&dir, x))?;
+        crate::owner_only::create_dir_all(&dir).map_err(|x| file_err(&dir, x))?;
         let envelope = serde_json::to_vec_pretty(&e.data["envelope"]).unwrap_or_default();
         let p = dir.join(format!("entry-{}.dsse.json", e.seq));
-        std::fs::write(&p, envelope).map_err(|x| file_err(&p, x))?;
+        crate::owner_only::write(&p, &envelope).map_err(|x| file_err(&p, x))?;
         if let Some(text) = e.data["manifest_text"].as_str() {
             let p = dir.join(format!("{}.manifest.json", sha256_hex(text.as_bytes())));
-            std::fs::write(&p, text).map_err(|x| file_err(&p, x))?;
+            crate::owner_only::write(&p, text.as_bytes()).map_err(|x| file_err(&p, x))?;
         }
     }
     let head = data.entries.last();
@@ -464,12 +465,13 @@ pub fn build(
         "files": files.iter().map(|(p, b)| json!({"path": p, "sha256": sha256_hex(b), "bytes": b.len()})).collect::<Vec<_>>(),
     });
     let index = html::index(&manifest);
-    std::fs::write(out.join("index.html"), &index).map_err(|e| file_err(out, e))?;
+    crate::owner_only::write(&out.join("index.html"), index.as_bytes())
+        .map_err(|e| file_err(out, e))?;
     manifest["files"].as_array_mut().expect("files").push(
         json!({"path": "index.html", "sha256": sha256_hex(index.as_bytes()), "bytes": index.len()}),
     );
     let bytes = pretty(&manifest);
-    std::fs::write(out.join("manifest.json"), &bytes).map_err(|e| file_err(out, e))?;
+    crate::owner_only::write(&out.join("manifest.json"), &bytes).map_err(|e| file_err(out, e))?;
     Ok(manifest)
 }
 
