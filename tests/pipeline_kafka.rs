@@ -1029,3 +1029,616 @@ fn held_release_waits_for_a_signed_approval_across_restarts() {
     assert!(v.contains("earlier export"), "{v}");
     binder_support::official_parse(&later.join("06-lineage.openlineage.jsonl"));
 }
+
+/// Issue 16, "No PHI where it does not belong": unique canary strings (ids,
+/// category labels, a unit, unknown JSON keys) and exact extremes (the real
+/// maximum HbA1c and minimum creatinine) are planted in source events and
+/// in hostile payloads; the engine runs on the real broker twice at
+/// `RUST_LOG=trace` (Avro source that publishes; JSON source whose batches
+/// fail the gate and are quarantined), with dead letters and late events on
+/// both, and `check` and `validate` run on the same kind of data. No canary
+/// may reach stdout or stderr, a metric name or label on `/metrics`, the
+/// audit log, the lineage file, or an alert. (Dead-letter, late and
+/// quarantine topics, reports and model records are PHI-derived by design:
+/// see the README's "Data classification".)
+#[test]
+fn canaries_reach_no_log_metric_audit_entry_or_alert() {
+    use canary::*;
+    let brokers = common::kafka();
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let avro_id = common::unique("canary-avro");
+    let json_id = common::unique("canary-json");
+    let avro = common::topology(brokers, &avro_id, &dir.path().join("avro"));
+    let mut json = common::topology(brokers, &json_id, &dir.path().join("json"));
+    json.source.format = EventFormat::Json;
+    // Fails the gate on every attempt (see the quarantine test above).
+    json.model.generator = resynth::generate::GeneratorKind::GaussianCopula;
+    json.copula.quantile_knots = 2;
+    json.output.max_regenerations = 1;
+    let mut topics = common::all_topics(&avro);
+    topics.extend(common::all_topics(&json));
+    rt.block_on(common::create_topics(
+        brokers,
+        &topics.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        1,
+    ));
+
+    let schema = RecordSchema::load(&avro.source.schema).unwrap();
+    // The simulator of the whole-loop test above, whose batches pass.
+    let sim = simulator((avro.window.size_secs * 1000) as i64);
+    let planted = plant(&sim);
+    let (avro_n, json_n) = (
+        produce(
+            brokers,
+            &avro.kafka.source_topic,
+            &planted,
+            EventFormat::Avro,
+            &schema,
+        ),
+        produce(
+            brokers,
+            &json.kafka.source_topic,
+            &planted,
+            EventFormat::Json,
+            &schema,
+        ),
+    );
+
+    let avro_run = Engine::start(&avro, dir.path());
+    let json_run = Engine::start(&json, dir.path());
+    let (avro_out, json_out) = (avro_run.finish(), json_run.finish());
+    assert_eq!(
+        avro_out.summary["dead_lettered"], avro_n.corrupt as u64,
+        "{}",
+        avro_out.summary
+    );
+    assert_eq!(
+        json_out.summary["dead_lettered"], json_n.corrupt as u64,
+        "{}",
+        json_out.summary
+    );
+    for out in [&avro_out, &json_out] {
+        assert_eq!(
+            out.summary["late"],
+            planted.late.len() as u64,
+            "{}",
+            out.summary
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("TRACE"),
+            "trace-level logs were captured"
+        );
+        assert!(
+            out.metrics.contains("resynth_"),
+            "metrics scraped: {}",
+            out.metrics
+        );
+    }
+    let failed: Vec<serde_json::Value> = audit::verify(&avro.audit.dir.join("audit.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "batch_quarantined")
+        .map(|e| e.data)
+        .collect();
+    assert!(
+        avro_out.summary["batches_published"].as_u64().unwrap() >= 1,
+        "{}; failed: {failed:?}",
+        avro_out.summary
+    );
+    assert!(
+        json_out.summary["batches_quarantined"].as_u64().unwrap() >= 1,
+        "{}",
+        json_out.summary
+    );
+
+    let mut places: Vec<(String, Vec<u8>)> = Vec::new();
+    for (topo, out) in [(&avro, avro_out), (&json, json_out)] {
+        let name = &topo.name;
+        places.push((format!("{name}: run stdout"), out.stdout));
+        places.push((format!("{name}: run stderr (RUST_LOG=trace)"), out.stderr));
+        places.push((format!("{name}: /metrics"), out.metrics.into_bytes()));
+        let audit_log = std::fs::read(topo.audit.dir.join("audit.jsonl")).unwrap();
+        assert!(!audit_log.is_empty());
+        places.push((format!("{name}: audit.jsonl"), audit_log));
+        let lineage = topo.audit.dir.join(&topo.lineage.file);
+        places.push((
+            format!("{name}: lineage"),
+            std::fs::read(lineage).unwrap_or_default(),
+        ));
+        let alerts = common::read_all(brokers, &topo.kafka.alerts_topic);
+        for a in &alerts {
+            places.push((format!("{name}: alert"), a.payload.clone()));
+            for (k, v) in &a.headers {
+                places.push((format!("{name}: alert header {k}"), v.clone()));
+            }
+        }
+        // The PHI-derived topics hold the planted bytes: the canaries were
+        // really carried through the dead-letter and late paths.
+        let dead = common::read_all(brokers, &topo.kafka.dead_letter_topic);
+        assert!(
+            dead.iter().any(|r| contains(&r.payload, CANARY)),
+            "{name}: dead letters keep the bytes"
+        );
+        for r in &dead {
+            places.push((
+                format!("{name}: dead-letter reason"),
+                r.header("resynth.error").unwrap().into_bytes(),
+            ));
+        }
+        let late = common::read_all(brokers, topo.kafka.late_topic.as_deref().unwrap());
+        assert!(
+            late.iter().any(|r| contains(&r.payload, CANARY)),
+            "{name}: late events keep the bytes"
+        );
+    }
+    let quarantine_alerts = common::read_all(brokers, &json.kafka.alerts_topic);
+    assert!(
+        !quarantine_alerts.is_empty(),
+        "quarantine alerts were raised"
+    );
+
+    // `check` against the broker holding the planted topic.
+    let file = binder_support::write_topology(&avro, dir.path());
+    let check = traced(&["check", file.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    places.push(("check stdout".into(), check.stdout));
+    places.push(("check stderr".into(), check.stderr));
+
+    // `validate`: a synthetic file that copies a canary row (so privacy
+    // operators fail with evidence), then a holdout file whose numeric
+    // column holds a canary word (a value that does not fit its column).
+    let files = validate_files(dir.path());
+    let report = dir.path().join("validate-report");
+    let audit_dir = dir.path().join("validate-audit");
+    let run = |holdout: &std::path::Path| {
+        traced(&[
+            "validate",
+            "--train",
+            files.train.to_str().unwrap(),
+            "--holdout",
+            holdout.to_str().unwrap(),
+            "--synthetic",
+            files.synthetic.to_str().unwrap(),
+            "--roles",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/roles/lab_patients.toml"),
+            "--report",
+            report.to_str().unwrap(),
+            "--audit-dir",
+            audit_dir.to_str().unwrap(),
+        ])
+    };
+    let judged = run(&files.holdout);
+    assert_eq!(
+        judged.status.code(),
+        Some(1),
+        "the copied rows fail the gate: {}",
+        String::from_utf8_lossy(&judged.stdout)
+    );
+    assert!(report.join("validation.html").exists());
+    let bad_input = run(&files.bad_holdout);
+    assert_eq!(
+        bad_input.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad_input.stderr)
+    );
+    for (what, out) in [("validate", judged), ("validate (bad input)", bad_input)] {
+        places.push((format!("{what} stdout"), out.stdout));
+        places.push((format!("{what} stderr"), out.stderr));
+    }
+    places.push((
+        "validate audit.jsonl".into(),
+        std::fs::read(audit_dir.join("audit.jsonl")).unwrap(),
+    ));
+
+    let needles = planted.needles();
+    let leaks: Vec<String> = places
+        .iter()
+        .flat_map(|(place, bytes)| {
+            needles.iter().filter_map(move |n| {
+                find(bytes, n.as_bytes()).map(|at| {
+                    let text = String::from_utf8_lossy(
+                        &bytes[at.saturating_sub(200)..(at + 200).min(bytes.len())],
+                    )
+                    .into_owned();
+                    format!("{n:?} in {place}: …{text}…")
+                })
+            })
+        })
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "PHI canaries leaked:\n{}",
+        leaks.join("\n\n")
+    );
+}
+
+mod canary {
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
+    use std::process::{Output, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use resynth::schema::RecordSchema;
+    use resynth::source::simulator::{LabEvent, Simulator, encode_event_avro, encode_event_json};
+    use resynth::topology::{EventFormat, Topology};
+
+    use super::binder_support;
+
+    /// Every planted string starts with this (nothing else in the system does).
+    pub const CANARY: &str = "CNRY";
+
+    pub struct Planted {
+        /// Window 0 then window 1, in event-time order within each.
+        pub windows: Vec<Vec<LabEvent>>,
+        /// Canary events of window 0, re-sent after window 1 (too late).
+        pub late: Vec<LabEvent>,
+        pub hba1c_max: f64,
+        pub creatinine_min: f64,
+    }
+
+    impl Planted {
+        /// What must not appear: the prefix, the strings as the bytes of a
+        /// `Debug`-printed `Vec<u8>` would show them, and the extremes as
+        /// Rust and JSON print them.
+        pub fn needles(&self) -> Vec<String> {
+            let debug_bytes = CANARY
+                .bytes()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                CANARY.to_string(),
+                CANARY.to_lowercase(),
+                debug_bytes,
+                self.hba1c_max.to_string(),
+                format!("{:.4}", self.hba1c_max),
+                self.creatinine_min.to_string(),
+                format!("{:.5}", self.creatinine_min),
+            ]
+        }
+    }
+
+    /// A number just beyond `edge` (above when `up`), whose shortest
+    /// decimal form is distinctive: e.g. 13.24 → 13.241234.
+    fn beyond(edge: f64, up: bool) -> f64 {
+        let rounded = if up {
+            (edge * 100.0).ceil()
+        } else {
+            (edge * 100.0).floor() - 1.0
+        } / 100.0;
+        format!("{rounded:.2}{}", if up { "1234" } else { "8765" })
+            .parse()
+            .unwrap()
+    }
+
+    /// Two windows of simulator events; 3 patients per window get canary
+    /// ids, event ids, units and race / diagnosis labels; one HbA1c and one
+    /// creatinine result become both windows' exact maximum and minimum.
+    pub fn plant(sim: &Simulator) -> Planted {
+        let mut windows: Vec<Vec<LabEvent>> = (0..2).map(|w| sim.window_events(w)).collect();
+        let all = |windows: &[Vec<LabEvent>]| windows.iter().flatten().cloned().collect::<Vec<_>>();
+        let values = |code: &str| {
+            all(&windows)
+                .into_iter()
+                .filter(|e| e.lab_code == code)
+                .filter_map(|e| e.lab_value)
+                .collect::<Vec<_>>()
+        };
+        let hba1c_max = beyond(values("4548-4").into_iter().fold(f64::MIN, f64::max), true);
+        let creatinine_min = beyond(values("2160-0").into_iter().fold(f64::MAX, f64::min), false);
+        for (w, events) in windows.iter_mut().enumerate() {
+            let mut chosen: Vec<String> = Vec::new();
+            for e in events.iter() {
+                if chosen.len() < 3 && !chosen.contains(&e.patient_id) {
+                    chosen.push(e.patient_id.clone());
+                }
+            }
+            for (n, e) in events.iter_mut().enumerate() {
+                if let Some(k) = chosen.iter().position(|p| *p == e.patient_id) {
+                    e.patient_id = format!("{CANARY}-PATIENT-{w}-{k}");
+                    e.event_id = format!("{CANARY}-EVENT-{w}-{n}");
+                    e.lab_unit = format!("{CANARY}-UNIT");
+                    match k {
+                        0 => e.race = format!("{CANARY}-RACE"),
+                        1 => e.diagnosis_code = format!("{CANARY}-DX"),
+                        _ => e.ethnicity = format!("{CANARY}-ETHNICITY"),
+                    }
+                }
+            }
+            for (code, value) in [("4548-4", hba1c_max), ("2160-0", creatinine_min)] {
+                let e = events
+                    .iter_mut()
+                    .find(|e| e.patient_id.starts_with(CANARY) && e.lab_code == code);
+                if let Some(e) = e {
+                    e.lab_value = Some(value);
+                }
+            }
+        }
+        let late = windows[0]
+            .iter()
+            .filter(|e| e.patient_id.starts_with(CANARY))
+            .take(4)
+            .cloned()
+            .collect();
+        assert!(
+            all(&windows).iter().any(|e| e.lab_value == Some(hba1c_max)),
+            "the HbA1c maximum was planted"
+        );
+        assert!(
+            all(&windows)
+                .iter()
+                .any(|e| e.lab_value == Some(creatinine_min)),
+            "the creatinine minimum was planted"
+        );
+        Planted {
+            windows,
+            late,
+            hba1c_max,
+            creatinine_min,
+        }
+    }
+
+    /// Hostile payloads carrying canaries, for a source of `format`.
+    fn corrupt(format: EventFormat, schema: &RecordSchema, e: &LabEvent) -> Vec<Vec<u8>> {
+        match format {
+            EventFormat::Avro => {
+                let good = encode_event_avro(schema, e).unwrap();
+                vec![
+                    good[..good.len() - 3].to_vec(),
+                    [good.as_slice(), format!("{CANARY}-TRAILING").as_bytes()].concat(),
+                    format!("{{\"{CANARY}-KEY\": \"{CANARY}-VALUE\"}}").into_bytes(),
+                    [&[0x10][..], b"CNRY-\xff\xfe"].concat(),
+                ]
+            }
+            EventFormat::Json => {
+                let good = String::from_utf8(encode_event_json(e)).unwrap();
+                vec![
+                    good.replacen("\"age\":", &format!("\"age\":\"{CANARY}-AGE\",\"x\":"), 1)
+                        .into_bytes(),
+                    format!("{{\"{CANARY}-KEY\": {{\"{CANARY}-NESTED\": [1,").into_bytes(),
+                    format!("{{\"patient_id\": \"{CANARY}-\\uZZZZ\"}}").into_bytes(),
+                    format!("[\"{CANARY}-NOT-AN-OBJECT\"]").into_bytes(),
+                    format!("{good} {CANARY}-TRAILING").into_bytes(),
+                    [
+                        format!("{{\"patient_id\": \"{CANARY}-").as_bytes(),
+                        b"\xff\"}",
+                    ]
+                    .concat(),
+                ]
+            }
+        }
+    }
+
+    pub struct Produced {
+        pub corrupt: usize,
+    }
+
+    /// Window 0, the hostile payloads, window 1, then the late events.
+    pub fn produce(
+        brokers: &str,
+        topic: &str,
+        planted: &Planted,
+        format: EventFormat,
+        schema: &RecordSchema,
+    ) -> Produced {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "20")
+            .create()
+            .unwrap();
+        let encode = |e: &LabEvent| match format {
+            EventFormat::Avro => encode_event_avro(schema, e).unwrap(),
+            EventFormat::Json => encode_event_json(e),
+        };
+        let send = |key: &str, payload: &[u8]| {
+            let mut record = BaseRecord::to(topic).key(key).payload(payload);
+            while let Err((_, r)) = producer.send(record) {
+                record = r;
+                producer.poll(Duration::from_millis(20));
+            }
+        };
+        let canary_event = planted.windows[0]
+            .iter()
+            .find(|e| e.patient_id.starts_with(CANARY))
+            .unwrap();
+        let bad = corrupt(format, schema, canary_event);
+        for e in &planted.windows[0] {
+            send(&e.patient_id, &encode(e));
+        }
+        for b in &bad {
+            send(&canary_event.patient_id, b);
+        }
+        for e in planted.windows[1].iter().chain(&planted.late) {
+            send(&e.patient_id, &encode(e));
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+        Produced { corrupt: bad.len() }
+    }
+
+    /// `resynth ARGS` with every log level on.
+    pub fn traced(args: &[&str]) -> Output {
+        binder_support::resynth()
+            .args(args)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap()
+    }
+
+    fn free_port() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    }
+
+    fn scrape(addr: &str) -> Option<String> {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.contains("resynth_").then_some(body)
+    }
+
+    /// A `resynth run` process at trace level, its `/metrics` scraped
+    /// until it exits (the last full scrape is kept).
+    pub struct Engine {
+        output: std::thread::JoinHandle<Output>,
+        scraper: std::thread::JoinHandle<String>,
+        done: Arc<AtomicBool>,
+    }
+
+    pub struct Finished {
+        pub summary: serde_json::Value,
+        pub stdout: Vec<u8>,
+        pub stderr: Vec<u8>,
+        pub metrics: String,
+    }
+
+    impl Engine {
+        pub fn start(topo: &Topology, dir: &Path) -> Engine {
+            let mut topo = topo.clone();
+            let addr = free_port();
+            topo.telemetry.metrics_addr = addr.clone();
+            let file: PathBuf = dir.join(format!("{}.toml", topo.name));
+            std::fs::write(&file, toml::to_string(&topo).unwrap()).unwrap();
+            let child = binder_support::resynth()
+                .arg("run")
+                .arg(&file)
+                .args(["--until-idle", "3", "--json"])
+                .env("RUST_LOG", "trace")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let done = Arc::new(AtomicBool::new(false));
+            let flag = done.clone();
+            let output = std::thread::spawn(move || {
+                let out = child.wait_with_output().unwrap();
+                flag.store(true, Ordering::SeqCst);
+                out
+            });
+            let flag = done.clone();
+            let scraper = std::thread::spawn(move || {
+                let mut last = String::new();
+                while !flag.load(Ordering::SeqCst) {
+                    if let Some(body) = scrape(&addr) {
+                        last = body;
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                last
+            });
+            Engine {
+                output,
+                scraper,
+                done,
+            }
+        }
+
+        pub fn finish(self) -> Finished {
+            let out = self.output.join().unwrap();
+            assert!(self.done.load(Ordering::SeqCst));
+            let metrics = self.scraper.join().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(4000)..])
+            );
+            let summary = serde_json::from_str(
+                stdout
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with('{'))
+                    .expect("json summary"),
+            )
+            .unwrap();
+            Finished {
+                summary,
+                stdout: out.stdout,
+                stderr: out.stderr,
+                metrics,
+            }
+        }
+    }
+
+    pub struct ValidateFiles {
+        pub train: PathBuf,
+        pub bad_holdout: PathBuf,
+        pub holdout: PathBuf,
+        pub synthetic: PathBuf,
+    }
+
+    /// Per-patient rows in the shape `roles/lab_patients.toml` expects,
+    /// with canary ids, a canary diagnosis and the canary extreme HbA1c.
+    pub fn validate_files(dir: &Path) -> ValidateFiles {
+        use rand::{Rng, SeedableRng};
+        let rows = |n: usize, seed: u64, prefix: &str| -> Vec<String> {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            (0..n)
+                .map(|i| {
+                    let age = rng.random_range(18..90);
+                    let sex = if rng.random_bool(0.5) { "F" } else { "M" };
+                    let dx = if rng.random_bool(0.3) {
+                        "E11.9"
+                    } else {
+                        "Z00.0"
+                    };
+                    let hba1c = 5.0 + 3.0 * rng.random::<f64>();
+                    let weight = 60.0 + 40.0 * rng.random::<f64>();
+                    format!(
+                        "{prefix}{i},{age},{sex},{:03},{dx},{hba1c:.1},{weight:.1}",
+                        rng.random_range(0..5) * 100
+                    )
+                })
+                .collect()
+        };
+        let header = "patient_id,age,sex,zip3,diagnosis_code,hba1c,weight_kg";
+        let canary_rows = [
+            format!("{CANARY}-VP-1,101,F,999,{CANARY}-DX-V,19.876543,211.2"),
+            format!("{CANARY}-VP-2,19,M,998,E11.9,4.123456,39.7"),
+        ];
+        let write = |name: &str, lines: &[String]| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("{header}\n{}\n", lines.join("\n"))).unwrap();
+            p
+        };
+        let mut train = rows(800, 1, "T");
+        train.extend(canary_rows.iter().cloned());
+        let holdout = rows(800, 2, "H");
+        // The synthetic side copies real rows (canaries included) verbatim.
+        let mut synthetic: Vec<String> = train.iter().take(300).cloned().collect();
+        synthetic.extend(rows(500, 3, "S"));
+        synthetic.extend(canary_rows.iter().cloned());
+        let mut bad_holdout = holdout.clone();
+        bad_holdout.push(format!("H-bad,40,F,100,Z00.0,{CANARY}-NOT-A-NUMBER,70.0"));
+        ValidateFiles {
+            train: write("train.csv", &train),
+            bad_holdout: write("bad-holdout.csv", &bad_holdout),
+            holdout: write("holdout.csv", &holdout),
+            synthetic: write("synthetic.csv", &synthetic),
+        }
+    }
+
+    pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    pub fn contains(haystack: &[u8], needle: &str) -> bool {
+        find(haystack, needle.as_bytes()).is_some()
+    }
+}

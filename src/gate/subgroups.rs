@@ -13,6 +13,14 @@
 //! group); the result joins the fidelity family, so its noise allowance comes
 //! from the same resampling null: a group of four training rows can vanish
 //! from a fresh batch by chance, and its allowance says so.
+//!
+//! Levels with fewer than [`MIN_NAMED_LEVEL_ROWS`] training rows are scored
+//! together, as one level named `<column>=(levels under 11 rows)`: result
+//! names leave the controlled environment in alerts and OpenLineage
+//! assertions, and a label that a handful of real patients hold (a rare
+//! code, a free-text value) is itself identifying. Pooled, their total share
+//! is still kept, without pushing the generator to reproduce any one rare
+//! label.
 
 use super::config::GateConfig;
 use super::input::ColumnTriple;
@@ -20,6 +28,12 @@ use super::report::{OperatorResult, operator};
 use super::result;
 use super::roles::Roles;
 use super::utility::groups;
+
+/// Levels held by fewer training rows are pooled (see the module doc).
+pub const MIN_NAMED_LEVEL_ROWS: usize = 11;
+
+/// The name of the pooled level of rare labels.
+pub const RARE_LEVELS: &str = "(levels under 11 rows)";
 
 /// One result per subgroup level with training rows.
 pub(crate) fn subgroup_shares(
@@ -47,17 +61,32 @@ pub(crate) fn subgroup_shares(
         let (_, h) = count(t.holdout);
         let total = |c: &[usize]| c.iter().sum::<usize>().max(1) as f64;
         let (nr, ns, nh) = (total(&r), total(&s), total(&h));
+        // (name, training, synthetic, holdout rows) per scored level.
+        let mut levels: Vec<(String, usize, usize, Option<usize>)> = Vec::new();
+        let mut rare = (RARE_LEVELS.to_string(), 0, 0, Some(0));
         for (k, name) in names.iter().enumerate() {
             if r[k] == 0 {
                 continue;
             }
-            let p_r = r[k] as f64 / nr;
             // Categorical levels are named by label in each table.
             let s_k = names_s.iter().position(|n| n == name).map_or(0, |i| s[i]);
+            if r[k] < MIN_NAMED_LEVEL_ROWS {
+                rare.1 += r[k];
+                rare.2 += s_k;
+                rare.3 = rare.3.zip(h.get(k)).map(|(a, b)| a + b);
+            } else {
+                levels.push((name.clone(), r[k], s_k, h.get(k).copied()));
+            }
+        }
+        if rare.1 > 0 {
+            levels.push(rare);
+        }
+        for (name, r_k, s_k, h_k) in levels {
+            let p_r = r_k as f64 / nr;
             let p_s = s_k as f64 / ns;
             let loss = |p: f64| ((p_r - p) / p_r).max(0.0);
             let statistic = loss(p_s);
-            let floor = h.get(k).map(|&c| loss(c as f64 / nh));
+            let floor = h_k.map(|c| loss(c as f64 / nh));
             out.push(result(
                 operator::SUBGROUP_SHARE,
                 vec![
@@ -73,7 +102,7 @@ pub(crate) fn subgroup_shares(
                      relative loss of share {statistic:.3}{}",
                     subgroup.column,
                     100.0 * p_r,
-                    r[k],
+                    r_k,
                     100.0 * p_s,
                     super::contingency::floor_note(floor),
                 ),

@@ -933,3 +933,51 @@ fn units_widen_the_fidelity_noise_to_that_of_patients() {
         );
     }
 }
+
+/// Issue 16: result names leave in alerts and lineage, so a subgroup label
+/// held by fewer than 11 training rows is never one: such levels are scored
+/// together as one pooled level.
+#[test]
+fn rare_subgroup_labels_are_pooled_not_named() {
+    let with_site = |t: Table, rare: &[&str]| {
+        let n = t.n_rows();
+        let labels: Vec<Option<String>> = (0..n)
+            .map(|i| {
+                Some(
+                    rare.get(i)
+                        .map_or(if i % 2 == 0 { "A" } else { "B" }, |r| *r)
+                        .to_string(),
+                )
+            })
+            .collect();
+        let mut columns = t.columns.clone();
+        columns.push(Column::categorical("site", &labels));
+        Table::new(columns)
+    };
+    let (r, h, s) = clinical_trio(1200, Clinical::default());
+    let r = with_site(r, &["RARE-1", "RARE-1", "RARE-2", "RARE-3"]);
+    let h = with_site(h, &["RARE-2"]);
+    let s = with_site(s, &[]);
+    let roles: Roles = toml::from_str(r#"subgroups = [{ column = "site" }]"#).unwrap();
+    let report = run_clinical(&r, &h, &s, &roles);
+    let shares: Vec<&OperatorResult> = report
+        .results
+        .iter()
+        .filter(|x| x.operator == operator::SUBGROUP_SHARE)
+        .collect();
+    let names: Vec<String> = shares.iter().map(|x| x.columns.join(",")).collect();
+    assert!(names.iter().all(|n| !n.contains("RARE")), "{names:?}");
+    let pooled = format!(
+        "site=(levels under {} rows)",
+        subgroups::MIN_NAMED_LEVEL_ROWS
+    );
+    assert_eq!(subgroups::RARE_LEVELS, &pooled["site=".len()..]);
+    assert_eq!(
+        names,
+        ["site,site=A", "site,site=B", &format!("site,{pooled}")]
+    );
+    // The pooled level vanished from the synthetic side: its whole share is lost.
+    let rare = shares.iter().find(|x| x.columns[1] == pooled).unwrap();
+    assert_eq!(rare.statistic, 1.0);
+    assert!(rare.explanation.contains("(4)"), "{}", rare.explanation);
+}

@@ -179,7 +179,7 @@ impl EventDecoder {
 
     fn read_json(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
         let is_object = json_record::read(payload, &self.names, &mut self.scalars, &mut self.text)
-            .map_err(|e| DecodeError::Json(e.to_string()))?;
+            .map_err(|e| json_error(&e))?;
         if !is_object {
             return Err(DecodeError::Json("top level is not an object".into()));
         }
@@ -214,6 +214,22 @@ impl EventDecoder {
         }
         Ok(())
     }
+}
+
+/// A JSON parse failure as a dead-letter reason and log field. Syntax and
+/// end-of-input messages are serde_json's fixed vocabulary plus a position;
+/// a data error's message can quote the offending value (`invalid type:
+/// string "..."`), which is PHI, so it is replaced by its kind and position.
+pub(crate) fn json_error(e: &serde_json::Error) -> DecodeError {
+    use serde_json::error::Category;
+    DecodeError::Json(match e.classify() {
+        Category::Syntax | Category::Eof => e.to_string(),
+        Category::Data | Category::Io => format!(
+            "a value of an unexpected type at line {} column {}",
+            e.line(),
+            e.column()
+        ),
+    })
 }
 
 fn expected_json(kind: FieldKind, nullable: bool) -> String {
@@ -451,5 +467,67 @@ mod tests {
         let out = d.finish();
         assert_eq!(out.batch.num_rows(), 1);
         assert!(out.batch.column_by_name("lab_value").unwrap().is_null(0));
+    }
+
+    /// Issue 16: a decode error becomes a dead-letter reason and a log
+    /// field, so it names fields and positions, never the payload's values
+    /// or unknown key names (canaries below).
+    #[test]
+    fn decode_errors_never_echo_payload_values() {
+        let ok = r#"{"event_id":"e","patient_id":"p","event_time":1000,"age":40,"sex":"M","race":"r",
+            "ethnicity":"e","zip3":"100","diagnosis_code":"I10","lab_code":"x","lab_value":null,"lab_unit":"u"}"#;
+        let json: Vec<Vec<u8>> = [
+            ok.replace("\"age\":40", "\"age\":\"CNRY-AGE\""),
+            ok.replace("\"sex\":\"M\"", "\"sex\":[\"CNRY-ARRAY\"]"),
+            ok.replace("\"sex\":\"M\"", "\"sex\":{\"CNRY-KEY\":\"CNRY-VALUE\"}"),
+            ok.replace(
+                "\"race\":\"r\"",
+                "\"CNRY-UNKNOWN-KEY\":\"CNRY-V\",\"race\":7",
+            ),
+            ok.replace("\"lab_value\":null", "\"lab_value\":\"CNRY-NUM\""),
+            ok.replace("\"lab_value\":null", "\"lab_value\":1e999"),
+            ok.replace("\"age\":40", "\"age\":123456789012"),
+            ok.replace("\"age\":40", "\"age\":-73519.25"),
+            "{\"CNRY-TRUNCATED".to_string(),
+            "{\"patient_id\":\"CNRY-\\uZZZZ\"}".to_string(),
+            "{\"patient_id\":\"CNRY-\\ud800\"}".to_string(),
+            "[{\"CNRY-NOT-OBJECT\":1}]".to_string(),
+            "\"CNRY-TOP-STRING\"".to_string(),
+            format!("{ok} CNRY-TRAILING"),
+            format!("{}{}", "[".repeat(200), "\"CNRY-DEEP\""),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .chain([b"{\"patient_id\":\"CNRY-\xff\"}".to_vec()])
+        .collect();
+        let mut d = decoder(EventFormat::Json);
+        for payload in &json {
+            let err = d
+                .decode(payload, 0, 0)
+                .expect_err("hostile JSON is rejected");
+            for text in [err.to_string(), format!("{err:?}")] {
+                assert!(
+                    !text.contains("CNRY")
+                        && !text.contains("73519")
+                        && !text.contains("123456789012"),
+                    "{text} echoes {}",
+                    String::from_utf8_lossy(payload)
+                );
+            }
+        }
+        let mut d = decoder(EventFormat::Avro);
+        let mut avro = vec![0x10];
+        avro.extend_from_slice(b"CNRY-AVR");
+        for payload in [
+            avro.clone(),
+            [avro.as_slice(), &[0x10, 0xff]].concat(),
+            b"CNRY-NOT-AVRO".to_vec(),
+        ] {
+            if let Err(err) = d.decode(&payload, 0, 0) {
+                for text in [err.to_string(), format!("{err:?}")] {
+                    assert!(!text.contains("CNRY"), "{text}");
+                }
+            }
+        }
     }
 }

@@ -16,7 +16,9 @@
 //!
 //! A value that does not fit its column (`abc` in a numeric column, `6015`
 //! in a date column) stops the run with exit code 2 and a list of every such
-//! value with its file, column and line: a file whose values do not fit the
+//! value with its file, column and line (quoted for the synthetic file; for
+//! the real training and holdout files only its length, since their cells
+//! are PHI): a file whose values do not fit the
 //! training file's columns is not the data the gate is asked about, and
 //! scoring it (say, as missing values) would judge a different table.
 //! A column missing from the synthetic file is left for the gate to report;
@@ -282,10 +284,20 @@ fn place(path: &Path, row: usize) -> String {
     }
 }
 
+/// Whose rows a file holds, which decides whether an error may quote them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Real patients (training, holdout): PHI, never echoed.
+    Real,
+    /// Generator output: quoted, to help fix the generator.
+    Synthetic,
+}
+
 /// Builds the table of one file with the given formats (ids dropped),
 /// listing every value that does not fit.
 fn to_table(
     path: &Path,
+    rows: Rows,
     text: TextColumns,
     formats: &[(String, ColumnFormat)],
 ) -> Result<Table, FileError> {
@@ -313,8 +325,17 @@ fn to_table(
                         Some(v) => format.parse(v).unwrap_or_else(|| {
                             count += 1;
                             if bad.len() < MAX_LISTED {
+                                // A real file's cell is PHI and this message
+                                // goes to stderr and CI logs: say where and
+                                // how long, never what.
+                                let value = match rows {
+                                    Rows::Synthetic => format!("{v:?}"),
+                                    Rows::Real => {
+                                        format!("a {}-character value", v.chars().count())
+                                    }
+                                };
                                 bad.push(format!(
-                                    "column {name:?}, {}: {v:?} is not {}",
+                                    "column {name:?}, {}: {value} is not {}",
                                     place(path, row),
                                     format.expected()
                                 ));
@@ -362,6 +383,7 @@ fn infer_formats(text: &TextColumns, spec: &ValidateSpec) -> Vec<(String, Column
 async fn read_table(
     ctx: &SessionContext,
     path: &Path,
+    rows: Rows,
     formats: Option<&[(String, ColumnFormat)]>,
     spec: &ValidateSpec,
 ) -> Result<(Vec<(String, ColumnFormat)>, Table, Option<Vec<u32>>), FileError> {
@@ -389,7 +411,7 @@ async fn read_table(
         }
         None => infer_formats(&text, spec),
     };
-    let table = to_table(path, text, &formats)?;
+    let table = to_table(path, rows, text, &formats)?;
     Ok((formats, table, units))
 }
 
@@ -414,7 +436,7 @@ pub async fn read_tables(
     spec: &ValidateSpec,
 ) -> Result<ValidationTables, FileError> {
     let ctx = in_order();
-    let (formats, train_t, train_u) = read_table(&ctx, train, None, spec).await?;
+    let (formats, train_t, train_u) = read_table(&ctx, train, Rows::Real, None, spec).await?;
     if let Some(e) = &spec.entity
         && train_u.is_none()
     {
@@ -423,8 +445,10 @@ pub async fn read_tables(
             message: format!("entity: {e:?} is not a column of the training file"),
         });
     }
-    let (_, holdout_t, holdout_u) = read_table(&ctx, holdout, Some(&formats), spec).await?;
-    let (_, synthetic_t, synthetic_u) = read_table(&ctx, synthetic, Some(&formats), spec).await?;
+    let (_, holdout_t, holdout_u) =
+        read_table(&ctx, holdout, Rows::Real, Some(&formats), spec).await?;
+    let (_, synthetic_t, synthetic_u) =
+        read_table(&ctx, synthetic, Rows::Synthetic, Some(&formats), spec).await?;
     Ok(ValidationTables {
         train: train_t,
         holdout: holdout_t,
@@ -445,6 +469,6 @@ pub async fn read_one(
     spec: &ValidateSpec,
 ) -> Result<(Table, Vec<(String, ColumnFormat)>), FileError> {
     let ctx = in_order();
-    let (formats, table, _) = read_table(&ctx, path, None, spec).await?;
+    let (formats, table, _) = read_table(&ctx, path, Rows::Real, None, spec).await?;
     Ok((table, formats))
 }

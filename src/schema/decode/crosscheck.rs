@@ -175,7 +175,7 @@ fn avro_oracle(schema: &RecordSchema, payload: &[u8]) -> Option<Vec<Cell>> {
 /// The oracle for JSON: the `serde_json::Value` path this module used before.
 fn json_oracle(schema: &RecordSchema, payload: &[u8]) -> Result<Vec<Cell>, DecodeError> {
     let value: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
+        serde_json::from_slice(payload).map_err(|e| super::json_error(&e))?;
     let serde_json::Value::Object(map) = value else {
         return Err(DecodeError::Json("top level is not an object".into()));
     };
