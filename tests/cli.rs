@@ -197,3 +197,198 @@ fn audit_verify_reports_a_missing_log_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/audit.jsonl"));
 }
+
+/// Options a `--help` text lists (`--name`), and its positional arguments
+/// (`<NAME>`, `[NAME]`) from the usage line.
+fn help_items(help: &str) -> std::collections::BTreeSet<String> {
+    let mut items = std::collections::BTreeSet::new();
+    for line in help.lines() {
+        let t = line.trim_start();
+        if let Some(usage) = t.strip_prefix("Usage: ") {
+            let words: Vec<&str> = usage.split_whitespace().collect();
+            for (i, w) in words.iter().enumerate() {
+                let w = w.trim_end_matches("...");
+                // `--train <TRAIN>`: the value of a required option, not an argument.
+                if i > 0 && words[i - 1].starts_with("--") {
+                    continue;
+                }
+                if (w.starts_with('<') && w.ends_with('>'))
+                    || (w.starts_with('[')
+                        && w.ends_with(']')
+                        && w != "[OPTIONS]"
+                        && w != "[COMMAND]")
+                {
+                    items.insert(w.to_string());
+                }
+            }
+        }
+        let t = t.strip_prefix("-h, ").unwrap_or(t);
+        let t = t
+            .get(4..)
+            .filter(|_| t.starts_with('-') && t.as_bytes().get(2) == Some(&b','))
+            .unwrap_or(t);
+        if let Some(rest) = t.strip_prefix("--") {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if name != "help" && name != "version" {
+                items.insert(format!("--{name}"));
+            }
+        }
+    }
+    items
+}
+
+fn help(args: &[&str]) -> String {
+    let out = resynth().args(args).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{args:?} --help failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Subcommand names in a `--help` text's "Commands:" list.
+fn commands(help: &str) -> Vec<String> {
+    help.split("Commands:")
+        .nth(1)
+        .unwrap_or("")
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect()
+}
+
+/// The README's command table and the binary agree: every subcommand has a
+/// row, every row is a subcommand, each row lists exactly the options and
+/// arguments its `--help` does, and where `--help` states exit codes the row
+/// states the same ones.
+#[test]
+fn every_subcommand_help_matches_the_readme_command_table() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .split("### Commands")
+        .nth(1)
+        .expect("README has a Commands table")
+        .split("\n\n")
+        .nth(2)
+        .unwrap();
+    let mut rows = std::collections::BTreeMap::new();
+    for line in table.lines().skip(2) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let command = cells[1]
+            .trim_matches('`')
+            .strip_prefix("resynth ")
+            .unwrap()
+            .to_string();
+        let items: std::collections::BTreeSet<String> = cells[2]
+            .split('`')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect();
+        let codes: std::collections::BTreeSet<char> =
+            cells[3].chars().filter(|c| c.is_ascii_digit()).collect();
+        rows.insert(command, (items, codes));
+    }
+    let mut found = Vec::new();
+    for top in commands(&help(&[])) {
+        let sub = commands(&help(&[&top]));
+        // `binder` runs on its own too; `audit` only through its subcommand.
+        if sub.is_empty() || top == "binder" {
+            found.push(top.clone());
+        }
+        found.extend(sub.into_iter().map(|s| format!("{top} {s}")));
+    }
+    let listed: Vec<String> = rows.keys().cloned().collect();
+    let mut sorted = found.clone();
+    sorted.sort();
+    assert_eq!(sorted, listed, "README command table vs `resynth --help`");
+    for command in &found {
+        let args: Vec<&str> = command.split(' ').collect();
+        let text = help(&args);
+        let (items, codes) = &rows[command];
+        let mut from_help = help_items(&text);
+        // `binder verify` etc.: the parent's [COMMAND] placeholder is not an argument.
+        from_help.retain(|i| i != "[COMMAND]");
+        assert_eq!(&from_help, items, "resynth {command}: --help vs README row");
+        assert!(
+            codes.contains(&'0') && codes.contains(&'2'),
+            "resynth {command}: exit codes {codes:?}"
+        );
+        // The command's own text, not its subcommands' summaries.
+        let own = text.split("Commands:").next().unwrap();
+        if let Some(stated) = own.split("Exits ").nth(1) {
+            let stated: std::collections::BTreeSet<char> = stated
+                .split('.')
+                .next()
+                .unwrap()
+                .chars()
+                .filter(|c| c.is_ascii_digit())
+                .collect();
+            assert!(
+                stated.is_subset(codes),
+                "resynth {command}: --help says exits {stated:?}, README {codes:?}"
+            );
+        }
+    }
+}
+
+/// `--version` names the engine version and the commit it was built from.
+#[test]
+fn version_prints_the_engine_version_and_build_commit() {
+    let out = resynth().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let want = format!("resynth {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&want), "{text}");
+    let commit = text[want.len()..].trim_end().trim_end_matches(')');
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
+    );
+}
+
+/// After `cargo install`, `resynth demo` runs from a directory that holds
+/// nothing of the repository: the topology and schemas are built in.
+#[test]
+fn demo_runs_from_any_directory_with_its_embedded_topology() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_resynth"))
+        .current_dir(dir.path())
+        .args([
+            "demo",
+            "--windows",
+            "2",
+            "--patients",
+            "1200",
+            "--drift-at",
+            "9",
+            "--corrupt",
+            "1",
+            "--late",
+            "0",
+            // Never the default port: other runs may hold it.
+            "--metrics-addr=",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("downstream consumer:"), "{stdout}");
+    let written = dir.path().join("out/demo-topology/topologies/demo.toml");
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/demo.toml"))
+            .unwrap()
+    );
+    assert!(dir.path().join("out/demo/audit.jsonl").is_file());
+}
