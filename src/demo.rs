@@ -340,6 +340,15 @@ fn read_back(topology: &Topology, brokers: &str) -> Result<Downstream, DemoError
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(m)) => m,
         };
+        // This reader is read-uncommitted, so it sees the engine's preflight
+        // probes (one empty record per output topic in an aborted
+        // transaction); a read-committed subscriber never does.
+        if msg
+            .headers()
+            .is_some_and(|h| h.iter().any(|h| h.key == crate::preflight::PROBE_HEADER))
+        {
+            continue;
+        }
         let is_late = msg
             .headers()
             .and_then(|h| h.iter().find(|h| h.key == "resynth.error"))

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod gate;
 pub mod generate;
 pub mod health;
+pub mod preflight;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use resynth::demo::{self, DemoOptions};
 use resynth::engine::{self, RunOptions, RunSummary};
@@ -404,7 +402,6 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 stop,
             };
             let brokers = topo.kafka.brokers.clone();
-            probe_brokers(&brokers)?;
             let summary = engine::run(&topo, &brokers, &options, rt.handle(), &mut |p| {
                 tracing::info!(progress = ?p);
                 demo::print_progress(p)
@@ -555,18 +552,6 @@ fn print_summary(s: &RunSummary) {
     );
 }
 
-/// Fails fast, with the broker list in the message, when Kafka is unreachable.
-fn probe_brokers(brokers: &str) -> Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .context("creating a Kafka client")?;
-    consumer
-        .fetch_metadata(None, Duration::from_secs(5))
-        .map(|_| ())
-        .with_context(|| format!("cannot reach Kafka at {brokers} (kafka.brokers or --brokers)"))
-}
-
 fn check(path: &std::path::Path, brokers: Option<String>, offline: bool) -> Result<ExitCode> {
     let topo = match Topology::load(path) {
         Ok(t) => t,
@@ -581,10 +566,29 @@ fn check(path: &std::path::Path, brokers: Option<String>, offline: bool) -> Resu
         Err(p) => p,
     };
     if !offline {
+        // Health checks against the broker: connection, TLS, authentication
+        // and each ACL. The transactional probes fence a running engine, so
+        // they run only while no engine holds the audit directory.
         let b = brokers.unwrap_or_else(|| topo.kafka.brokers.clone());
-        if let Err(e) = probe_brokers(&b) {
-            problems.push(format!("kafka.brokers: {e:#}"));
+        let lock = resynth::audit::access::EngineLock::try_acquire(&topo.audit.dir)
+            .ok()
+            .flatten();
+        let options = resynth::preflight::ProbeOptions {
+            transactions: lock.is_some(),
+            ..Default::default()
+        };
+        let report = resynth::preflight::probe(&topo, &b, options);
+        drop(lock);
+        for c in &report.checks {
+            let status = if c.problem.is_some() { "FAIL" } else { "ok" };
+            let note = c
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            println!("kafka: {status:<4} {}{note}", c.what);
         }
+        problems.extend(report.problems().into_iter().map(|p| format!("kafka: {p}")));
     }
     if problems.is_empty() {
         println!("{}: ok", path.display());
@@ -915,7 +919,7 @@ fn binder(args: BinderArgs) -> Result<ExitCode> {
     let options = binder::BuildOptions {
         brokers: (!args.offline)
             .then(|| args.brokers.unwrap_or_else(|| topo.kafka.brokers.clone())),
-        kafka_properties: topo.kafka.properties.clone(),
+        kafka_properties: (*topo.kafka.properties).clone(),
         generated_at_ms: None,
     };
     let manifest = binder::build(

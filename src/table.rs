@@ -101,7 +101,91 @@ impl Column {
     }
 }
 
+/// Why a table cannot be fitted at all, whatever the model: the checks every
+/// generator runs before it looks at the values. Errors name the column and
+/// row, never a value (a value is patient data).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShapeError {
+    #[error("the table has no columns")]
+    NoColumns,
+    #[error("column name `{column}` appears more than once")]
+    DuplicateColumn { column: String },
+    #[error("column `{column}` has {len} rows, expected {expected} like the first column")]
+    RaggedColumns {
+        column: String,
+        len: usize,
+        expected: usize,
+    },
+    #[error(
+        "column `{column}` row {row}: category code {code} is outside its dictionary of {dictionary_len} labels"
+    )]
+    InvalidCategoryCode {
+        column: String,
+        row: usize,
+        code: u32,
+        dictionary_len: usize,
+    },
+    #[error(
+        "column `{column}` row {row}: value is infinite (only finite values or NaN for null are allowed)"
+    )]
+    NonFiniteValue { column: String, row: usize },
+}
+
 impl Table {
+    /// Checks names, lengths and category codes; returns the row count.
+    pub fn check_shape(&self) -> Result<usize, ShapeError> {
+        let n = self
+            .columns
+            .first()
+            .ok_or(ShapeError::NoColumns)?
+            .values
+            .len();
+        let mut names = std::collections::BTreeSet::new();
+        for column in &self.columns {
+            if !names.insert(column.name.as_str()) {
+                return Err(ShapeError::DuplicateColumn {
+                    column: column.name.clone(),
+                });
+            }
+            if column.values.len() != n {
+                return Err(ShapeError::RaggedColumns {
+                    column: column.name.clone(),
+                    len: column.values.len(),
+                    expected: n,
+                });
+            }
+            if let ColumnValues::Categorical { codes, dictionary } = &column.values
+                && let Some(row) = codes
+                    .iter()
+                    .position(|&c| c != NULL_CODE && c as usize >= dictionary.len())
+            {
+                return Err(ShapeError::InvalidCategoryCode {
+                    column: column.name.clone(),
+                    row,
+                    code: codes[row],
+                    dictionary_len: dictionary.len(),
+                });
+            }
+        }
+        Ok(n)
+    }
+
+    /// Checks that no numeric value is infinite (NaN is a null). Generators
+    /// that fit ranges and quantiles need this; bucketing ones do not.
+    pub fn check_finite(&self) -> Result<(), ShapeError> {
+        for column in &self.columns {
+            if let ColumnValues::Numeric(v) = &column.values
+                && let Some(row) = v.iter().position(|x| x.is_infinite())
+            {
+                return Err(ShapeError::NonFiniteValue {
+                    column: column.name.clone(),
+                    row,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(columns: Vec<Column>) -> Self {
         Table { columns }
     }
@@ -164,5 +248,65 @@ impl Table {
             })
             .collect();
         Table { columns }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_errors_name_the_column_and_row_but_never_the_value() {
+        assert_eq!(Table::default().check_shape(), Err(ShapeError::NoColumns));
+        let t = Table::new(vec![
+            Column::numeric("a", vec![1.0, 2.0]),
+            Column::numeric("a", vec![1.0, 2.0]),
+        ]);
+        assert!(
+            matches!(t.check_shape(), Err(ShapeError::DuplicateColumn { column }) if column == "a")
+        );
+        let t = Table::new(vec![
+            Column::numeric("a", vec![1.0, 2.0]),
+            Column::numeric("b", vec![1.0]),
+        ]);
+        assert_eq!(
+            t.check_shape(),
+            Err(ShapeError::RaggedColumns {
+                column: "b".into(),
+                len: 1,
+                expected: 2
+            })
+        );
+        let t = Table::new(vec![Column {
+            name: "c".into(),
+            values: ColumnValues::Categorical {
+                codes: vec![0, NULL_CODE, 2],
+                dictionary: vec!["x".into(), "y".into()],
+            },
+        }]);
+        assert!(matches!(
+            t.check_shape(),
+            Err(ShapeError::InvalidCategoryCode {
+                row: 2,
+                code: 2,
+                dictionary_len: 2,
+                ..
+            })
+        ));
+        let t = Table::new(vec![Column::numeric(
+            "v",
+            vec![f64::NAN, 123456.0, f64::NEG_INFINITY],
+        )]);
+        assert_eq!(t.check_shape(), Ok(3));
+        let err = t.check_finite().unwrap_err();
+        assert_eq!(
+            err,
+            ShapeError::NonFiniteValue {
+                column: "v".into(),
+                row: 2
+            }
+        );
+        assert!(err.to_string().contains("column `v` row 2"));
+        assert!(!err.to_string().contains("-inf"));
     }
 }

@@ -213,7 +213,25 @@ pub fn init_tracing(default_level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbedStderr)
         .with_target(false)
         .try_init();
+}
+
+/// Stderr with every resolved secret (`topology::secrets`) redacted: a
+/// library echoing a password in an error must not put it in the log.
+/// The formatter writes one event per `write`, so a secret is never split.
+struct ScrubbedStderr;
+
+impl std::io::Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let clean = crate::topology::secrets::scrub(&text);
+        std::io::stderr().write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

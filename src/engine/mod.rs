@@ -76,6 +76,8 @@ pub enum EngineError {
     Alert(String),
     #[error(transparent)]
     Recorder(#[from] crate::audit::recorder::RecorderError),
+    #[error(transparent)]
+    Access(#[from] crate::preflight::AccessError),
 }
 
 impl From<SinkError> for EngineError {
@@ -387,6 +389,8 @@ pub fn run(
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     let (source_schema, output_schema) = check_offline(topology, rt).map_err(EngineError::Check)?;
+    // Authentication, TLS and every ACL, before anything retries on them.
+    crate::preflight::verify(topology, brokers)?;
     let source_schema = Arc::new(source_schema);
     let arrow_schema = source_schema.arrow_schema();
     let name = topology.name.clone();

@@ -73,7 +73,7 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::table::{Column, ColumnValues, NULL_CODE, Table};
+use crate::table::{Column, ColumnValues, NULL_CODE, ShapeError, Table};
 
 mod conditional;
 
@@ -142,35 +142,10 @@ impl Default for CopulaConfig {
 /// Why a model could not be fitted or loaded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CopulaError {
-    #[error("cannot fit a copula on a table with no columns")]
-    NoColumns,
+    #[error("cannot fit a copula: {0}")]
+    Shape(#[from] ShapeError),
     #[error("cannot fit a copula on {rows} training rows: at least {min} are required")]
     TooFewRows { rows: usize, min: usize },
-    #[error("column `{column}` has {len} rows, expected {expected} like the first column")]
-    RaggedColumns {
-        column: String,
-        len: usize,
-        expected: usize,
-    },
-    #[error("column name `{column}` appears more than once")]
-    DuplicateColumn { column: String },
-    #[error(
-        "column `{column}` row {row}: value {value} is infinite (only finite values or NaN for null are allowed)"
-    )]
-    NonFiniteValue {
-        column: String,
-        row: usize,
-        value: f64,
-    },
-    #[error(
-        "column `{column}` row {row}: category code {code} is outside its dictionary of {dictionary_len} labels"
-    )]
-    InvalidCategoryCode {
-        column: String,
-        row: usize,
-        code: u32,
-        dictionary_len: usize,
-    },
     #[error("copula config `{field}`: {reason}")]
     InvalidConfig { field: &'static str, reason: String },
     #[error("copula model is inconsistent: {0}")]
@@ -501,53 +476,12 @@ fn validate_config(config: &CopulaConfig) -> Result<(), CopulaError> {
 
 /// Checks the table's shape and values; returns the row count.
 fn validate_table(train: &Table, config: &CopulaConfig) -> Result<usize, CopulaError> {
-    let first = train.columns.first().ok_or(CopulaError::NoColumns)?;
-    let n = first.values.len();
-    let mut names = std::collections::HashSet::new();
-    for column in &train.columns {
-        if !names.insert(column.name.as_str()) {
-            return Err(CopulaError::DuplicateColumn {
-                column: column.name.clone(),
-            });
-        }
-        if column.values.len() != n {
-            return Err(CopulaError::RaggedColumns {
-                column: column.name.clone(),
-                len: column.values.len(),
-                expected: n,
-            });
-        }
-    }
+    let n = train.check_shape()?;
     let min = config.min_rows.max(2);
     if n < min {
         return Err(CopulaError::TooFewRows { rows: n, min });
     }
-    for column in &train.columns {
-        match &column.values {
-            ColumnValues::Numeric(v) => {
-                if let Some(row) = v.iter().position(|x| x.is_infinite()) {
-                    return Err(CopulaError::NonFiniteValue {
-                        column: column.name.clone(),
-                        row,
-                        value: v[row],
-                    });
-                }
-            }
-            ColumnValues::Categorical { codes, dictionary } => {
-                if let Some(row) = codes
-                    .iter()
-                    .position(|&c| c != NULL_CODE && c as usize >= dictionary.len())
-                {
-                    return Err(CopulaError::InvalidCategoryCode {
-                        column: column.name.clone(),
-                        row,
-                        code: codes[row],
-                        dictionary_len: dictionary.len(),
-                    });
-                }
-            }
-        }
-    }
+    train.check_finite()?;
     Ok(n)
 }
 
@@ -1961,7 +1895,10 @@ mod tests {
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
         let cfg = CopulaConfig::default();
-        assert_eq!(fit(&Table::default(), &cfg, 0), Err(CopulaError::NoColumns));
+        assert_eq!(
+            fit(&Table::default(), &cfg, 0),
+            Err(CopulaError::Shape(ShapeError::NoColumns))
+        );
         let empty = Table::new(vec![Column::numeric("x", vec![])]);
         assert_eq!(
             fit(&empty, &cfg, 0),
@@ -1975,7 +1912,10 @@ mod tests {
         let inf = Table::new(vec![Column::numeric("x", vec![1.0, f64::INFINITY])]);
         assert!(matches!(
             fit(&inf, &cfg, 0),
-            Err(CopulaError::NonFiniteValue { row: 1, .. })
+            Err(CopulaError::Shape(ShapeError::NonFiniteValue {
+                row: 1,
+                ..
+            }))
         ));
         let ragged = Table::new(vec![
             Column::numeric("x", vec![1.0, 2.0]),
@@ -1983,7 +1923,7 @@ mod tests {
         ]);
         assert!(matches!(
             fit(&ragged, &cfg, 0),
-            Err(CopulaError::RaggedColumns { .. })
+            Err(CopulaError::Shape(ShapeError::RaggedColumns { .. }))
         ));
         let dup = Table::new(vec![
             Column::numeric("x", vec![1.0, 2.0]),
@@ -1991,7 +1931,7 @@ mod tests {
         ]);
         assert!(matches!(
             fit(&dup, &cfg, 0),
-            Err(CopulaError::DuplicateColumn { .. })
+            Err(CopulaError::Shape(ShapeError::DuplicateColumn { .. }))
         ));
         let bad_code = Table::new(vec![Column {
             name: "c".into(),
@@ -2002,7 +1942,10 @@ mod tests {
         }]);
         assert!(matches!(
             fit(&bad_code, &cfg, 0),
-            Err(CopulaError::InvalidCategoryCode { code: 3, .. })
+            Err(CopulaError::Shape(ShapeError::InvalidCategoryCode {
+                code: 3,
+                ..
+            }))
         ));
         let bad_cfg = CopulaConfig {
             quantile_knots: 1,

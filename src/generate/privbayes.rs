@@ -99,7 +99,7 @@ use rand_distr::Exp1;
 use serde::{Deserialize, Serialize};
 
 use crate::generate::ledger::{Accounting, LedgerEntry};
-use crate::table::{Column, ColumnValues, NULL_CODE, Table};
+use crate::table::{Column, ColumnValues, NULL_CODE, ShapeError, Table};
 
 mod conditional;
 
@@ -380,18 +380,10 @@ impl PrivBayesConfig {
 pub enum PrivBayesError {
     #[error("privbayes config: {}", .problems.join("; "))]
     InvalidConfig { problems: Vec<String> },
-    #[error("cannot fit privbayes on a table with no columns")]
-    NoColumns,
+    #[error("cannot fit privbayes: {0}")]
+    Shape(#[from] ShapeError),
     #[error("cannot fit privbayes on a table with no rows")]
     NoRows,
-    #[error("column `{column}` has {len} rows, expected {expected} like the first column")]
-    RaggedColumns {
-        column: String,
-        len: usize,
-        expected: usize,
-    },
-    #[error("column name `{column}` appears more than once")]
-    DuplicateColumn { column: String },
     #[error(
         "privbayes needs a declared domain for every column (differential privacy requires a \
          domain fixed before seeing the data): columns without one: {undeclared:?}; declared \
@@ -406,15 +398,6 @@ pub enum PrivBayesError {
         column: String,
         declared: &'static str,
         actual: &'static str,
-    },
-    #[error(
-        "column `{column}` row {row}: category code {code} is outside its dictionary of {dictionary_len} labels"
-    )]
-    InvalidCategoryCode {
-        column: String,
-        row: usize,
-        code: u32,
-        dictionary_len: usize,
     },
     #[error("privbayes model is inconsistent: {0}")]
     InvalidModel(String),
@@ -831,23 +814,8 @@ impl PrivBayesModel {
 
 /// Checks the table's shape against the declared domains; returns the row count.
 fn validate_table(train: &Table, config: &PrivBayesConfig) -> Result<usize, PrivBayesError> {
-    let first = train.columns.first().ok_or(PrivBayesError::NoColumns)?;
-    let n = first.values.len();
-    let mut names = HashSet::new();
-    for column in &train.columns {
-        if !names.insert(column.name.as_str()) {
-            return Err(PrivBayesError::DuplicateColumn {
-                column: column.name.clone(),
-            });
-        }
-        if column.values.len() != n {
-            return Err(PrivBayesError::RaggedColumns {
-                column: column.name.clone(),
-                len: column.values.len(),
-                expected: n,
-            });
-        }
-    }
+    let n = train.check_shape()?;
+    let names: HashSet<&str> = train.columns.iter().map(|c| c.name.as_str()).collect();
     let undeclared: Vec<String> = train
         .columns
         .iter()
@@ -874,18 +842,6 @@ fn validate_table(train: &Table, config: &PrivBayesConfig) -> Result<usize, Priv
                 column: column.name.clone(),
                 declared: domain.kind(),
                 actual,
-            });
-        }
-        if let ColumnValues::Categorical { codes, dictionary } = &column.values
-            && let Some(row) = codes
-                .iter()
-                .position(|&c| c != NULL_CODE && c as usize >= dictionary.len())
-        {
-            return Err(PrivBayesError::InvalidCategoryCode {
-                column: column.name.clone(),
-                row,
-                code: codes[row],
-                dictionary_len: dictionary.len(),
             });
         }
     }
@@ -1833,7 +1789,7 @@ mod tests {
         let cfg = config(1.0, &[("x", numeric(0.0, 10.0, 5, None))]);
         assert_eq!(
             fit(&Table::default(), &cfg, 1),
-            Err(PrivBayesError::NoColumns)
+            Err(PrivBayesError::Shape(ShapeError::NoColumns))
         );
         let empty = Table::new(vec![Column::numeric("x", vec![])]);
         assert_eq!(fit(&empty, &cfg, 1), Err(PrivBayesError::NoRows));

@@ -10,6 +10,7 @@ pub mod arrow_table;
 pub mod avro_binary;
 pub mod decode;
 pub mod encode;
+pub mod fuzz;
 mod json_record;
 
 use std::path::Path;

@@ -44,7 +44,23 @@ pub fn load_topic(
     schema: &RecordSchema,
     plan: &LoadPlan,
 ) -> Result<Loaded, KafkaError> {
-    let producer: BaseProducer = ClientConfig::new()
+    load_topic_with(brokers, topic, simulator, schema, plan, &Default::default())
+}
+
+/// [`load_topic`] with extra librdkafka properties (e.g. a secured broker's).
+pub fn load_topic_with(
+    brokers: &str,
+    topic: &str,
+    simulator: &Simulator,
+    schema: &RecordSchema,
+    plan: &LoadPlan,
+    properties: &std::collections::BTreeMap<String, String>,
+) -> Result<Loaded, KafkaError> {
+    let mut config = ClientConfig::new();
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    let producer: BaseProducer = config
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")

@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod secrets;
+
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{GateConfig, Roles};
@@ -113,8 +115,10 @@ pub struct KafkaConfig {
     #[serde(default)]
     pub transactional_id: Option<String>,
     /// Extra librdkafka properties for every client (e.g. security settings).
+    /// Values may reference secrets, `"${ENV_VAR}"` or `"file:/path"`; secret
+    /// keys (`sasl.password`, ...) must (see `topology::secrets`).
     #[serde(default)]
-    pub properties: std::collections::BTreeMap<String, String>,
+    pub properties: secrets::KafkaProperties,
 }
 
 /// Wire format of source events.
@@ -480,6 +484,7 @@ impl Topology {
         for key in &mut topology.audit.approver_keys {
             *key = base.join(&*key);
         }
+        topology.kafka.properties.rebase(base);
         let problems = topology.validate();
         if problems.is_empty() {
             Ok(topology)
@@ -545,7 +550,8 @@ impl Topology {
                 k.source_topic
             ));
         }
-        for key in k.properties.keys() {
+        p.extend(k.properties.problems());
+        for key in k.properties.raw_keys() {
             if key.starts_with("transactional.")
                 || key == "enable.auto.commit"
                 || key == "isolation.level"

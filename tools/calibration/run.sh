@@ -21,7 +21,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
     "${PYTHON:-python3}" -m venv "$venv"
 fi
 if [[ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $pins
+    "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check $pins
     echo "$pins" >"$venv/.pins"
 fi
 "$venv/bin/python" -W ignore tools/calibration/fetch.py "$out"

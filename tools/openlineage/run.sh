@@ -15,7 +15,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 if [[ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]]; then
     # shellcheck disable=SC2086  # $pins is a list of requirements
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $pins >&2
+    "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check $pins >&2
     echo "$pins" >"$venv/.pins"
 fi
 flock -u 9

@@ -40,7 +40,7 @@ fi
 if [[ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]]; then
     t=$SECONDS
     # shellcheck disable=SC2086  # $pins is a list of requirements
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $pins
+    "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check $pins
     "$venv/bin/python" -m pip check
     echo "$pins" >"$venv/.pins"
     echo "quality: pip install took $((SECONDS - t)) s"

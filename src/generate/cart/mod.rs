@@ -21,7 +21,8 @@
 //!   category counts; for a numeric column a classification tree of "is null"
 //!   (unless a rule decides it) and a regression tree (squared error) of its
 //!   present values, whose leaves keep the value counts (columns with few
-//!   distinct values) or `leaf_knots` quantiles of the leaf's values, at
+//!   distinct values) or `leaf_knots` quantiles of the leaf's values (one per
+//!   `min_leaf` values in larger leaves, up to 101), at
 //!   probabilities denser in the tails (see [`knot_probability`]), so a
 //!   leaf's longest stretch (its lowest and highest few values) carries
 //!   little mass rather than a tenth of it.
@@ -75,7 +76,7 @@ use serde::{Deserialize, Serialize};
 use self::structure::{Formula, Lookup, NullRule, Source, detect_decimals, numeric_key, round_to};
 use self::tree::{Feature, Growth, Node, Split, Target};
 use super::copula::{json_sha256, json_stable, par_map};
-use crate::table::{Column, ColumnValues, NULL_CODE, Table};
+use crate::table::{Column, ColumnValues, NULL_CODE, ShapeError, Table};
 
 /// The only `format_version` this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -102,10 +103,16 @@ pub struct CartConfig {
     /// A split must lower the tree's impurity by this share of the root's
     /// (rpart's `cp`).
     pub min_gain: f64,
-    /// Quantiles kept per leaf of a continuous column (at most the leaf's rows).
+    /// Quantiles kept per leaf of a continuous column (at most the leaf's
+    /// rows); leaves larger than `leaf_knots` × `min_leaf` keep one per
+    /// `min_leaf` values, up to 101.
     pub leaf_knots: usize,
     /// Kernel noise added to continuous values, as a multiple of each leaf's
-    /// Silverman bandwidth (0 = interpolation only).
+    /// Silverman bandwidth (0 = interpolation only). 0.5 by measurement:
+    /// over ten seeds on four real tables the calibrated gate passed 31 of
+    /// 40 batches at 0.5 and 26 at 0 (nafld1 10 against 7: synthetic rows
+    /// sat closer to training than to holdout patients, `dcr_share`), with
+    /// detection AUC at most 0.56.
     pub smoothing: f64,
     /// Categories with fewer training rows are pooled (0 = same as `min_leaf`).
     pub min_category_rows: usize,
@@ -130,7 +137,7 @@ impl Default for CartConfig {
             max_depth: 30,
             min_gain: 1e-6,
             leaf_knots: 11,
-            smoothing: 0.0,
+            smoothing: 0.5,
             min_category_rows: 0,
             min_rule_support: 50,
             discover_rules: true,
@@ -183,26 +190,10 @@ impl CartConfig {
 /// Why a model could not be fitted or loaded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CartError {
-    #[error("cannot fit CART on a table with no columns")]
-    NoColumns,
+    #[error("cannot fit CART: {0}")]
+    Shape(#[from] ShapeError),
     #[error("cannot fit CART on {rows} training rows: at least {min} are required")]
     TooFewRows { rows: usize, min: usize },
-    #[error("column `{column}` has {len} rows, expected {expected} like the first column")]
-    RaggedColumns {
-        column: String,
-        len: usize,
-        expected: usize,
-    },
-    #[error("column name `{column}` appears more than once")]
-    DuplicateColumn { column: String },
-    #[error("column `{column}` row {row}: value is infinite (only finite values or NaN for null)")]
-    NonFiniteValue { column: String, row: usize },
-    #[error("column `{column}` row {row}: category code {code} is outside its dictionary")]
-    InvalidCategoryCode {
-        column: String,
-        row: usize,
-        code: u32,
-    },
     #[error("entities: {len} ids for {rows} rows")]
     EntityLength { len: usize, rows: usize },
     #[error("cart config: {0}")]
@@ -376,45 +367,8 @@ fn stream_rng(seed: u64, domain: u64, stream: u64) -> StdRng {
 }
 
 fn validate_table(train: &Table, config: &CartConfig) -> Result<usize, CartError> {
-    let first = train.columns.first().ok_or(CartError::NoColumns)?;
-    let n = first.values.len();
-    let mut names = std::collections::BTreeSet::new();
-    for column in &train.columns {
-        if !names.insert(column.name.as_str()) {
-            return Err(CartError::DuplicateColumn {
-                column: column.name.clone(),
-            });
-        }
-        if column.values.len() != n {
-            return Err(CartError::RaggedColumns {
-                column: column.name.clone(),
-                len: column.values.len(),
-                expected: n,
-            });
-        }
-        match &column.values {
-            ColumnValues::Numeric(v) => {
-                if let Some(row) = v.iter().position(|x| x.is_infinite()) {
-                    return Err(CartError::NonFiniteValue {
-                        column: column.name.clone(),
-                        row,
-                    });
-                }
-            }
-            ColumnValues::Categorical { codes, dictionary } => {
-                if let Some(row) = codes
-                    .iter()
-                    .position(|&c| c != NULL_CODE && c as usize >= dictionary.len())
-                {
-                    return Err(CartError::InvalidCategoryCode {
-                        column: column.name.clone(),
-                        row,
-                        code: codes[row],
-                    });
-                }
-            }
-        }
-    }
+    let n = train.check_shape()?;
+    train.check_finite()?;
     let min = config.min_rows.max(2 * config.leaf_size(n)).max(2);
     if n < min {
         return Err(CartError::TooFewRows { rows: n, min });
@@ -793,7 +747,7 @@ fn fit_column(
                     if *discrete {
                         value_leaf(&values)
                     } else {
-                        quantile_leaf(&values, config)
+                        quantile_leaf(&values, config, growth.min_leaf)
                     }
                 })
                 .collect();
@@ -834,9 +788,25 @@ fn value_leaf(sorted: &[f64]) -> Leaf {
     Leaf::Values { values, counts }
 }
 
-fn quantile_leaf(sorted: &[f64], config: &CartConfig) -> Leaf {
+/// Most knots in one leaf's quantile function (see [`leaf_knot_count`]).
+const MAX_LEAF_KNOTS: usize = 101;
+
+/// Knots for a leaf of `m` values: `leaf_knots`, or one per `min_leaf` values
+/// when the leaf is larger (at most [`MAX_LEAF_KNOTS`]). A large leaf, such
+/// as the first column's single leaf, with only eleven knots spread its top
+/// 2.8 % uniformly up to the maximum: nafld1's ages 90–100 came out five
+/// times too often and those patients' homogeneous (age, sex) classes failed
+/// `l_diversity`. One knot per `min_leaf` values keeps every stretch between
+/// two knots a summary of at least a leaf's worth of patients (smaller only
+/// in the tails, as with the default knots).
+fn leaf_knot_count(m: usize, leaf_knots: usize, min_leaf: usize) -> usize {
+    let per_leaf = (m / min_leaf.max(1) + 1).min(MAX_LEAF_KNOTS);
+    leaf_knots.max(per_leaf).min(m).max(1)
+}
+
+fn quantile_leaf(sorted: &[f64], config: &CartConfig, min_leaf: usize) -> Leaf {
     let m = sorted.len();
-    let k = config.leaf_knots.min(m).max(1);
+    let k = leaf_knot_count(m, config.leaf_knots, min_leaf);
     let knots: Vec<f64> = if k == 1 {
         vec![sorted[0]]
     } else {

@@ -362,3 +362,30 @@ fn rare_categories_are_pooled_and_keep_their_frequency() {
         / s.n_rows() as f64;
     assert!((rare - 0.06).abs() < 0.01, "{rare}");
 }
+
+#[test]
+fn a_large_leaf_keeps_its_tails() {
+    // One skewed column: the generator's first column is a single leaf of all
+    // rows. Eleven knots put the top 2.8 % uniformly up to the maximum, so
+    // about 2.6 % of draws landed above the 99th percentile; one knot per
+    // `min_leaf` rows keeps it near 1 %.
+    let mut rng = StdRng::seed_from_u64(5);
+    let normal = Normal::new(0.0_f64, 1.0).unwrap();
+    let mut v: Vec<f64> = (0..10_000).map(|_| normal.sample(&mut rng).exp()).collect();
+    let t = Table::new(vec![Column::numeric("x", v.clone())]);
+    v.sort_by(f64::total_cmp);
+    let (q99, q999) = (v[9_900], v[9_990]);
+    let model = fit(&t, &CartConfig::default(), 0, None).unwrap();
+    let s = model.sample(40_000, 2);
+    let share = |q: f64| num(&s, "x").iter().filter(|&&x| x > q).count() as f64 / 40_000.0;
+    assert!(
+        (0.006..0.015).contains(&share(q99)),
+        "above q99: {}",
+        share(q99)
+    );
+    assert!(share(q999) < 0.003, "above q99.9: {}", share(q999));
+    assert_eq!(leaf_knot_count(10_000, 11, 50), 101);
+    assert_eq!(leaf_knot_count(300, 11, 50), 11);
+    assert_eq!(leaf_knot_count(800, 11, 50), 17);
+    assert_eq!(leaf_knot_count(7, 11, 50), 7);
+}
