@@ -203,11 +203,18 @@ advertised.listeners=PLAINTEXT://$KAFKA_HOST:$PORT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+auto.create.topics.enable=true
+$(single_node_props)
+EOF
+}
+
+# Storage and internal topics of a single-node broker, shared by both modes.
+single_node_props() {
+  cat <<EOF
 log.dirs=$DATA
 num.partitions=1
 default.replication.factor=1
 min.insync.replicas=1
-auto.create.topics.enable=true
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
@@ -255,19 +262,7 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:admin;User:controller
 auto.create.topics.enable=false
-log.dirs=$DATA
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
+$(single_node_props)
 EOF
   )
 }
