@@ -389,12 +389,14 @@ pub fn run(
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     let (source_schema, output_schema) = check_offline(topology, rt).map_err(EngineError::Check)?;
+    let name = topology.name.clone();
+    // Not ready (503, with this reason) until the consumer has its assignment.
+    let mut run_health = health::Run::start(&name, "checking Kafka access");
     // Authentication, TLS and every ACL, before anything retries on them.
     crate::preflight::verify(topology, brokers)?;
+    run_health.step("loading the model registry and audit log");
     let source_schema = Arc::new(source_schema);
     let arrow_schema = source_schema.arrow_schema();
-    let name = topology.name.clone();
-    let mut run_health = health::Run::start(&name, "loading the model registry and audit log");
     let decoder = EventDecoder::new(
         source_schema.clone(),
         topology.source.format,
