@@ -396,3 +396,117 @@ fn demo_runs_from_any_directory_with_its_embedded_topology() {
     );
     assert!(dir.path().join("out/demo/audit.jsonl").is_file());
 }
+
+/// One HTTP/1.0 GET against the engine's listener: status and body, or None
+/// while nothing listens yet.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Polls `/readyz` until `want` holds for its (status, body), within 60 s.
+fn await_readyz(addr: &str, what: &str, want: impl Fn(u16, &str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        if let Some((status, body)) = http_get(addr, "/readyz") {
+            if want(status, &body) {
+                return body;
+            }
+            last = Some((status, body));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("/readyz never showed {what} within 60 s; last answer {last:?}");
+}
+
+/// `/livez` and `/readyz` of the real binary through a broker outage and a
+/// SIGTERM. The broker is librdkafka's mock cluster, the one broker whose
+/// outage a test can switch on and off without disturbing the other tests'
+/// real broker.
+#[test]
+fn readyz_follows_the_engine_through_a_broker_outage_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let audit = dir.path().join("out");
+    let topology = write(
+        dir.path(),
+        "t.toml",
+        &demo_with(&[
+            ("out/demo", audit.to_str().unwrap()),
+            ("127.0.0.1:9898", &addr),
+        ]),
+    );
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in [
+        "ehr.labs",
+        "ehr.labs.dead-letter",
+        "ehr.labs.late",
+        "ehr.labs.quarantine",
+        "resynth.alerts",
+        "ehr.labs.synthetic",
+    ] {
+        cluster.create_topic(topic, 2, 1).unwrap();
+    }
+    // Killed and reaped on any early return, so no engine outlives the test.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reap(
+        resynth()
+            .args(["run", topology.to_str().unwrap(), "--brokers"])
+            .arg(cluster.bootstrap_servers())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            // A file, not a pipe: warnings during the outage must not fill
+            // a pipe nobody reads and block the engine.
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Alive as soon as it listens; ready only once assigned and initialised.
+    let body = await_readyz(&addr, "ready", |s, _| s == 200);
+    assert!(body.contains("\"ready\":true"), "{body}");
+    assert_eq!(
+        http_get(&addr, "/livez").map(|(s, _)| s),
+        Some(200),
+        "/livez"
+    );
+
+    // The only broker goes away: not ready, saying why, while still alive.
+    cluster.broker_down(1).unwrap();
+    let body = await_readyz(&addr, "not ready after the broker went down", |s, b| {
+        s == 503 && b.contains("\"reason\":\"demo: broker lost: every broker is down\"")
+    });
+    assert!(body.contains("\"ready\":false"), "{body}");
+    assert_eq!(http_get(&addr, "/livez").map(|(s, _)| s), Some(200));
+
+    // It comes back: ready again without a restart.
+    cluster.broker_up(1).unwrap();
+    await_readyz(&addr, "ready after the broker came back", |s, _| s == 200);
+
+    // SIGTERM (what Kubernetes sends): a graceful stop with exit 0.
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = child.0.wait().unwrap();
+    let err = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(status.success(), "exit {status:?} after SIGTERM: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
