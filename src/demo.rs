@@ -25,6 +25,42 @@ use crate::topology::Topology;
 
 const DEMO_PARTITIONS: i32 = 6;
 
+/// The demo topology and the schemas it names, compiled into the binary so
+/// `resynth demo` runs from any directory after `cargo install`; paths are
+/// relative to the directory they are written into (the topology names its
+/// schemas as `../schemas/...`).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "topologies/demo.toml",
+        include_str!("../topologies/demo.toml"),
+    ),
+    (
+        "schemas/ehr/lab_result.avsc",
+        include_str!("../schemas/ehr/lab_result.avsc"),
+    ),
+    (
+        "schemas/synthetic/lab_patient.avsc",
+        include_str!("../schemas/synthetic/lab_patient.avsc"),
+    ),
+];
+
+/// Writes [`EMBEDDED`] under `dir` (replacing earlier copies) and returns
+/// the topology's path, ready for `Topology::load`.
+pub fn write_embedded(dir: &std::path::Path) -> Result<std::path::PathBuf, DemoError> {
+    for (rel, text) in EMBEDDED {
+        let path = dir.join(rel);
+        let io = |source| DemoError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, text).map_err(io)?;
+    }
+    Ok(dir.join(EMBEDDED[0].0))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("mock Kafka cluster: {0}")]

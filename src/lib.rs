@@ -15,6 +15,7 @@ pub mod drift;
 pub mod engine;
 pub mod gate;
 pub mod generate;
+pub mod health;
 pub mod owner_only;
 pub mod preflight;
 pub mod schema;

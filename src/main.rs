@@ -18,7 +18,7 @@ use resynth::topology::Topology;
 #[derive(Parser)]
 #[command(
     name = "resynth",
-    version,
+    version = telemetry::VERSION,
     about = "Keeps synthetic health data faithful and private, continuously"
 )]
 struct Cli {
@@ -30,9 +30,11 @@ struct Cli {
 enum Command {
     /// Run the whole loop on an in-process Kafka with simulated EHR events.
     Demo {
-        /// Topology to run.
-        #[arg(long, default_value = "topologies/demo.toml")]
-        topology: PathBuf,
+        /// Topology to run (default: the demo topology built into the binary,
+        /// written with its schemas to out/demo-topology/ so it can be read
+        /// and edited).
+        #[arg(long)]
+        topology: Option<PathBuf>,
         /// Windows of simulated events to produce.
         #[arg(long, default_value_t = 8)]
         windows: usize,
@@ -62,6 +64,10 @@ enum Command {
         late: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Overrides telemetry.metrics_addr (`/metrics`, `/livez`, `/readyz`);
+        /// empty disables the listener.
+        #[arg(long)]
+        metrics_addr: Option<String>,
     },
     /// Run a topology against a real Kafka cluster.
     Run {
@@ -381,10 +387,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
+            let name = topo.name.clone();
             rt.spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    flag.store(true, Ordering::Relaxed);
-                }
+                // Ctrl-C, or SIGTERM from Kubernetes / systemd: not ready at
+                // once (even mid-window), then a graceful stop.
+                shutdown_signal().await;
+                resynth::health::global().draining(&name);
+                flag.store(true, Ordering::Relaxed);
             });
             let options = RunOptions {
                 max_windows,
@@ -416,6 +425,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             corrupt,
             late,
             seed,
+            metrics_addr,
         } => {
             for c in &drift_columns {
                 if !DRIFTABLE.contains(&c.as_str()) {
@@ -428,7 +438,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if patients == 0 || windows == 0 {
                 bail!("--patients and --windows must be > 0");
             }
+            let topology = match topology {
+                Some(path) => path,
+                None => demo::write_embedded(std::path::Path::new(EMBEDDED_DEMO_DIR))?,
+            };
             let mut topo = load(&topology)?;
+            if let Some(addr) = metrics_addr {
+                topo.telemetry.metrics_addr = addr;
+            }
             let rt = runtime()?;
             let _guard = rt.enter();
             if !topo.telemetry.metrics_addr.is_empty()
@@ -489,6 +506,32 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
     }
 }
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Where `resynth demo` writes its built-in topology and schemas.
+const EMBEDDED_DEMO_DIR: &str = "out/demo-topology";
 
 fn print_summary(s: &RunSummary) {
     println!(

@@ -52,8 +52,78 @@ pub const CONSUMER_LAG: &str = "resynth_consumer_lag";
 pub const TRANSACTIONS: &str = "resynth_transactions_total";
 /// Seconds spent per stage (sql, drift, fit, gate, publish).
 pub const STAGE_SECONDS: &str = "resynth_stage_seconds";
+/// Bucket bounds of [`STAGE_SECONDS`]: from a publish (milliseconds) to a
+/// gate with regenerations on a large window (about a minute).
+pub const STAGE_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
 /// OpenLineage events by `transport` (file, kafka, http) and `result` (ok, error).
 pub const LINEAGE_EVENTS: &str = "resynth_lineage_events_total";
+/// The privacy-budget cap (`budget.epsilon_cap`); absent without a cap.
+pub const PRIVACY_BUDGET_CAP: &str = "resynth_privacy_budget_epsilon_cap";
+/// Messages between the read position and the partition's high watermark
+/// (cached from fetches, refreshed every few seconds), by `partition`:
+/// how far the engine is behind the source, open windows aside.
+pub const CONSUMER_READ_LAG: &str = "resynth_consumer_read_lag";
+/// Unix time of the last poll that returned without a client error.
+pub const LAST_POLL: &str = "resynth_last_poll_timestamp_seconds";
+/// Unix time of the last committed Kafka transaction.
+pub const LAST_COMMIT: &str = "resynth_last_commit_timestamp_seconds";
+/// The longest a live stream should go between window closes: window slide
+/// (or size) + watermark delay + allowed lateness, in seconds.
+pub const WINDOW_CLOSE_INTERVAL: &str = "resynth_window_close_interval_seconds";
+/// 1 while `/readyz` says ready for this topology, else 0.
+pub const READY: &str = "resynth_ready";
+/// Consecutive windows in DRIFT since the last published batch.
+pub const DRIFT_UNRESOLVED_WINDOWS: &str = "resynth_drift_unresolved_windows";
+/// Always 1, labelled with `version` and `commit` of the running binary.
+pub const BUILD_INFO: &str = "resynth_build_info";
+
+/// Every metric the engine exports, as Prometheus names them (histograms
+/// add `_bucket`, `_sum` and `_count`): the dashboard and alert tests check
+/// their expressions against this list.
+pub const CATALOGUE: &[&str] = &[
+    EVENTS_IN,
+    DEAD_LETTERED,
+    EVENTS_LATE,
+    EVENTS_LATE_ACCEPTED,
+    BUFFERED_EVENTS,
+    BACKPRESSURE_PAUSES,
+    WINDOWS_MERGED,
+    WINDOWS_CLOSED,
+    WINDOWS_SKIPPED,
+    DRIFT_SCORE,
+    DRIFT_STATE,
+    DRIFT_SECONDS_SINCE_REFIT,
+    REFITS,
+    REFITS_REFUSED,
+    PRIVACY_BUDGET_SPENT,
+    GATE_RESULTS,
+    GATE_OPERATOR_FAILURES,
+    BATCHES_PUBLISHED,
+    BATCHES_QUARANTINED,
+    RECORDS_PUBLISHED,
+    CONSUMER_LAG,
+    TRANSACTIONS,
+    STAGE_SECONDS,
+    LINEAGE_EVENTS,
+    PRIVACY_BUDGET_CAP,
+    CONSUMER_READ_LAG,
+    LAST_POLL,
+    LAST_COMMIT,
+    WINDOW_CLOSE_INTERVAL,
+    READY,
+    DRIFT_UNRESOLVED_WINDOWS,
+    BUILD_INFO,
+];
+
+/// The version and build commit, as `resynth --version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RESYNTH_BUILD_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the Prometheus endpoint on {addr}: {message}")]
@@ -62,7 +132,10 @@ pub struct TelemetryError {
     pub message: String,
 }
 
-/// Starts `/metrics` on `addr` (needs a tokio runtime).
+/// Installs the Prometheus recorder and serves `/metrics`, `/livez` and
+/// `/readyz` on `addr` (see [`crate::health`]); once per process. The
+/// exporter's own listener cannot serve extra paths, so the recorder is
+/// installed bare and rendered by our listener.
 pub fn install_prometheus(addr: &str) -> Result<(), TelemetryError> {
     let err = |message: String| TelemetryError {
         addr: addr.to_string(),
@@ -71,10 +144,67 @@ pub fn install_prometheus(addr: &str) -> Result<(), TelemetryError> {
     let socket: SocketAddr = addr
         .parse()
         .map_err(|e: std::net::AddrParseError| err(e.to_string()))?;
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(socket)
-        .install()
-        .map_err(|e| err(e.to_string()))
+    // Bind first: a taken port leaves no recorder half-installed.
+    let listener = std::net::TcpListener::bind(socket).map_err(|e| err(e.to_string()))?;
+    // Buckets, not the exporter's default summaries: histograms add up across
+    // instances and give the dashboard its p95 per stage.
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(STAGE_SECONDS.to_string()),
+            STAGE_BUCKETS,
+        )
+        .map_err(|e| err(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| err(e.to_string()))?;
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"),
+                    "commit" => env!("RESYNTH_BUILD_COMMIT"))
+    .set(1.0);
+    // Histograms need upkeep; the exporter's listener did it every 5 s.
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("resynth-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        })
+        .map_err(|e| err(e.to_string()))?;
+    crate::health::serve(
+        listener,
+        crate::health::global(),
+        std::sync::Arc::new(move || handle.render()),
+    );
+    Ok(())
+}
+
+/// Exports the counters alert rules take `increase()` of at zero, so the
+/// first quarantine, abort or refused refit of a run is an increase
+/// Prometheus can see (a series born at 1 has no earlier sample to rise from).
+pub fn zero_counters(topology: &str) {
+    let t = || topology.to_string();
+    for name in [
+        EVENTS_IN,
+        WINDOWS_CLOSED,
+        REFITS,
+        REFITS_REFUSED,
+        BATCHES_PUBLISHED,
+        BATCHES_QUARANTINED,
+        RECORDS_PUBLISHED,
+    ] {
+        metrics::counter!(name, "topology" => t()).increment(0);
+    }
+    metrics::counter!(DEAD_LETTERED, "topology" => t(), "reason" => "decode").increment(0);
+    for result in ["committed", "aborted"] {
+        metrics::counter!(TRANSACTIONS, "topology" => t(), "result" => result).increment(0);
+    }
+    for result in ["pass", "fail"] {
+        metrics::counter!(GATE_RESULTS, "topology" => t(), "result" => result).increment(0);
+    }
+    for operator in crate::gate::operator::ALL {
+        metrics::counter!(GATE_OPERATOR_FAILURES, "topology" => t(), "operator" => operator)
+            .increment(0);
+    }
 }
 
 /// Structured logs to stderr; `RUST_LOG` overrides the level.

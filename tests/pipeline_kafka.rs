@@ -1642,3 +1642,411 @@ mod canary {
         find(haystack, needle.as_bytes()).is_some()
     }
 }
+
+/// The on-call kit against real systems: Debian's Prometheus, run with the
+/// shipped scrape config and alert rules (scrape and evaluation every
+/// second), scrapes this process's `/metrics` while two topologies run on the
+/// real broker, one with drift injected from window 3 and one without.
+/// Prometheus's own API must show `ResynthDriftDetected` firing for the
+/// drifting topology, and never for the clean one once Prometheus has
+/// evaluated its final state; `/readyz` follows both runs.
+#[test]
+fn prometheus_fires_the_drift_alert_on_injected_drift_only() {
+    let Some(prometheus) = common::prometheus_tool("prometheus") else {
+        return;
+    };
+    let brokers = common::kafka();
+    let rt = rt();
+    let port = |var: &str, default: u16| {
+        std::env::var(var)
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(default)
+    };
+    let metrics_addr = format!("127.0.0.1:{}", port("RESYNTH_TEST_METRICS_PORT", 39091));
+    let prom_addr = format!("127.0.0.1:{}", port("RESYNTH_TEST_PROMETHEUS_PORT", 39090));
+    resynth::telemetry::install_prometheus(&metrics_addr).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let shipped =
+        std::fs::read_to_string(common::repo().join("deploy/prometheus/prometheus.yml")).unwrap();
+    let rules = common::repo().join("deploy/prometheus/rules/resynth.rules.yml");
+    let mut config = shipped.clone();
+    for (from, to) in [
+        ("scrape_interval: 15s", "scrape_interval: 1s"),
+        ("evaluation_interval: 15s", "evaluation_interval: 1s"),
+        ("127.0.0.1:9898", metrics_addr.as_str()),
+        ("rules/resynth.rules.yml", rules.to_str().unwrap()),
+    ] {
+        assert!(
+            config.contains(from),
+            "shipped prometheus.yml lacks {from:?}"
+        );
+        config = config.replace(from, to);
+    }
+    std::fs::write(dir.path().join("prometheus.yml"), &config).unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _server = prom::Server(
+        std::process::Command::new(&prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let api = prom::Api::new(&prom_addr);
+    api.wait_ready(Duration::from_secs(30));
+
+    // Two topologies, four hourly windows each; drift from window 2 makes
+    // windows 2 and 3 drift, so the drifting run ends in DRIFT (2 of 3) on
+    // the window that refits. 4,000 patients as in the other tests (at
+    // 3,000 the demo topology quarantines every window on conditional_ks,
+    // so no model is deployed and drift is never measured).
+    let make = |tag: &str, drift: bool| {
+        let id = common::unique(tag);
+        let topo = common::topology(brokers, &id, &dir.path().join(tag));
+        let topics = common::all_topics(&topo);
+        rt.block_on(common::create_topics(
+            brokers,
+            &topics.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            2,
+        ));
+        let sim = Simulator::new(SimulatorConfig {
+            patients: 4000,
+            window_ms: (topo.window.size_secs * 1000) as i64,
+            drift: drift.then(|| DriftSpec {
+                start_window: 2,
+                columns: vec!["hba1c".into(), "glucose".into()],
+                size: 1.0,
+            }),
+            seed: 11,
+            ..Default::default()
+        });
+        let schema = RecordSchema::load(&topo.source.schema).unwrap();
+        let plan = LoadPlan {
+            windows: 4,
+            max_events: None,
+            corrupt: 0,
+            late: 0,
+            format: EventFormat::Avro,
+        };
+        load_topic(brokers, &topo.kafka.source_topic, &sim, &schema, &plan).unwrap();
+        topo
+    };
+    let drifting = make("prom-drift", true);
+    let clean = make("prom-clean", false);
+    let options = RunOptions {
+        idle_exit: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs(240);
+    // (alertname, topology) -> seconds after start when first seen firing.
+    let mut fired: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut phases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let (drift_summary, clean_summary) = std::thread::scope(|s| {
+        let runs = [&drifting, &clean].map(|topo| {
+            let (rt, options) = (rt.handle(), &options);
+            s.spawn(move || engine::run(topo, brokers, options, rt, &mut |_| {}).unwrap())
+        });
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "bounded: no verdict after 240 s; fired so far {fired:?}"
+            );
+            for alert in api.firing() {
+                fired
+                    .entry((alert.name.clone(), alert.topology.clone()))
+                    .or_insert_with(|| started.elapsed().as_secs_f64());
+            }
+            let ready = prom::readyz(&metrics_addr);
+            for t in [&drifting.name, &clean.name] {
+                if let Some(phase) = ready["topologies"][t]["phase"].as_str() {
+                    phases
+                        .entry(t.clone())
+                        .or_default()
+                        .insert(phase.to_string());
+                }
+            }
+            let both_done = runs.iter().all(|h| h.is_finished());
+            let drift_seen =
+                fired.contains_key(&("ResynthDriftDetected".into(), drifting.name.clone()));
+            if both_done && drift_seen && api.evaluated_after_final_scrape() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let [a, b] = runs.map(|h| h.join().unwrap());
+        (a, b)
+    });
+    // Prometheus has evaluated the rules on a scrape taken after both runs
+    // ended: its view of the clean topology is final.
+    let final_alerts = api.firing();
+    for a in &final_alerts {
+        fired
+            .entry((a.name.clone(), a.topology.clone()))
+            .or_insert_with(|| started.elapsed().as_secs_f64());
+    }
+    for ((name, topology), secs) in &fired {
+        if topology == &drifting.name || topology == &clean.name {
+            eprintln!("e2e-alert: {name} topology={topology} firing after {secs:.1} s");
+        }
+    }
+    // The drift refit (the initial fit plus one); `drift_windows` counts the
+    // state after each window, which the refit has already reset.
+    assert!(drift_summary.refits >= 2, "{drift_summary:?}");
+    assert_eq!(drift_summary.windows_closed, 4);
+    assert_eq!(clean_summary.windows_closed, 4);
+    assert!(drift_summary.batches_published >= 1, "{drift_summary:?}");
+    assert!(clean_summary.batches_published >= 1, "{clean_summary:?}");
+    assert_eq!(clean_summary.drift_windows, 0, "{clean_summary:?}");
+    let drift_alert = final_alerts
+        .iter()
+        .find(|a| a.name == "ResynthDriftDetected" && a.topology == drifting.name)
+        .expect("ResynthDriftDetected firing for the drifting topology");
+    assert_eq!(drift_alert.labels["severity"], "ticket");
+    assert_eq!(
+        drift_alert.annotations["runbook_url"],
+        "docs/runbooks/ResynthDriftDetected.md"
+    );
+    assert!(
+        drift_alert.annotations["description"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Topology {} is in state DRIFT", drifting.name)),
+        "{:?}",
+        drift_alert.annotations
+    );
+    // Silent without drift, and not vacuously: Prometheus has the clean
+    // topology's drift state, and it is not DRIFT.
+    for name in ["ResynthDriftDetected", "ResynthDriftUnresolved"] {
+        assert!(
+            !fired.contains_key(&(name.to_string(), clean.name.clone())),
+            "{name} fired for the clean topology: {fired:?}"
+        );
+    }
+    let state = api.query(&format!(
+        "resynth_drift_state{{topology=\"{}\"}}",
+        clean.name
+    ));
+    assert_eq!(state.len(), 1, "clean drift state scraped: {state:?}");
+    assert!(state[0] < 2.0, "clean topology ends in state {}", state[0]);
+    // Readiness followed both runs: running (ready) while they ran, then stopped.
+    for t in [&drifting.name, &clean.name] {
+        let seen = &phases[t];
+        assert!(
+            seen.contains("running") && seen.contains("stopped"),
+            "{t}: {seen:?}"
+        );
+    }
+    let ready = prom::readyz(&metrics_addr);
+    assert_eq!(ready["topologies"][&drifting.name]["step"], "finished");
+}
+
+/// A Prometheus server the test started, and the parts of its HTTP API the
+/// end-to-end test reads.
+mod prom {
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use serde_json::Value;
+
+    /// Killed when the test ends, however it ends.
+    pub struct Server(pub std::process::Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn unix_now() -> f64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    /// Seconds since the epoch of an RFC 3339 UTC time as Prometheus writes
+    /// it (`2026-12-02T06:50:01.123456789Z`).
+    pub fn parse_rfc3339(s: &str) -> Option<f64> {
+        let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
+        let d: Vec<i64> = date
+            .split('-')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+        let t: Vec<i64> = hms
+            .split(':')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+        let (y, m) = if d[1] <= 2 {
+            (d[0] - 1, d[1] + 9)
+        } else {
+            (d[0], d[1] - 3)
+        };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * m + 2) / 5 + d[2] - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146097 + doe - 719468;
+        let frac: f64 = format!("0.{frac}").parse().ok()?;
+        Some((days * 86400 + t[0] * 3600 + t[1] * 60 + t[2]) as f64 + frac)
+    }
+
+    #[derive(Debug)]
+    pub struct Alert {
+        pub name: String,
+        pub topology: String,
+        pub labels: Value,
+        pub annotations: Value,
+    }
+
+    pub struct Api {
+        base: String,
+        agent: ureq::Agent,
+        /// When `evaluated_after_final_scrape` was first asked (after the runs ended).
+        asked: std::cell::Cell<Option<f64>>,
+        /// Start of the first scrape after that.
+        final_scrape: std::cell::Cell<Option<f64>>,
+    }
+
+    impl Api {
+        pub fn new(addr: &str) -> Api {
+            Api {
+                base: format!("http://{addr}"),
+                agent: ureq::Agent::config_builder()
+                    .timeout_global(Some(Duration::from_secs(5)))
+                    .http_status_as_error(false)
+                    .build()
+                    .into(),
+                asked: std::cell::Cell::new(None),
+                final_scrape: std::cell::Cell::new(None),
+            }
+        }
+
+        fn get(&self, path: &str, query: &[(&str, &str)]) -> Option<(u16, String)> {
+            let mut req = self.agent.get(format!("{}{path}", self.base));
+            for (k, v) in query {
+                req = req.query(*k, *v);
+            }
+            let mut resp = req.call().ok()?;
+            let status = resp.status().as_u16();
+            Some((status, resp.body_mut().read_to_string().ok()?))
+        }
+
+        fn data(&self, path: &str, query: &[(&str, &str)]) -> Value {
+            let (status, body) = self.get(path, query).expect("prometheus answers");
+            assert_eq!(status, 200, "{path}: {body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["status"], "success", "{body}");
+            v["data"].clone()
+        }
+
+        /// Polls `/-/ready` until it answers 200 (bounded).
+        pub fn wait_ready(&self, within: Duration) {
+            let until = Instant::now() + within;
+            while self.get("/-/ready", &[]).map(|(s, _)| s) != Some(200) {
+                assert!(
+                    Instant::now() < until,
+                    "prometheus not ready after {within:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        /// Alerts in state `firing` (pending ones are not yet alerts).
+        pub fn firing(&self) -> Vec<Alert> {
+            self.data("/api/v1/alerts", &[])["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["state"] == "firing")
+                .map(|a| Alert {
+                    name: a["labels"]["alertname"].as_str().unwrap_or("").into(),
+                    topology: a["labels"]["topology"].as_str().unwrap_or("").into(),
+                    labels: a["labels"].clone(),
+                    annotations: a["annotations"].clone(),
+                })
+                .collect()
+        }
+
+        /// Values of an instant query's vector result.
+        pub fn query(&self, promql: &str) -> Vec<f64> {
+            self.data("/api/v1/query", &[("query", promql)])["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|r| r["value"][1].as_str()?.parse().ok())
+                .collect()
+        }
+
+        /// Call once the runs have ended: true once the first scrape that
+        /// started after the first call has been followed by an evaluation
+        /// of the resynth rule group (0.1 s later, past the scrape's end).
+        pub fn evaluated_after_final_scrape(&self) -> bool {
+            let after = *self.asked.get().get_or_insert_with(unix_now);
+            self.asked.set(Some(after));
+            let targets = self.data("/api/v1/targets", &[]);
+            let Some(target) = targets["activeTargets"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["labels"]["job"] == "resynth"))
+            else {
+                return false;
+            };
+            let scraped = target["lastScrape"].as_str().and_then(parse_rfc3339);
+            let groups = self.data("/api/v1/rules", &[]);
+            let evaluated = groups["groups"]
+                .as_array()
+                .and_then(|g| g.iter().find(|g| g["name"] == "resynth"))
+                .and_then(|g| g["lastEvaluation"].as_str())
+                .and_then(parse_rfc3339);
+            if self.final_scrape.get().is_none() {
+                self.final_scrape.set(scraped.filter(|&s| s > after));
+            }
+            // The group's evaluation began after that scrape had appended
+            // its samples (a scrape of this endpoint takes milliseconds).
+            matches!((self.final_scrape.get(), evaluated), (Some(s), Some(e)) if e > s + 0.1)
+        }
+    }
+
+    /// `/readyz` of this process's listener, as JSON (any status).
+    pub fn readyz(addr: &str) -> Value {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            return Value::Null;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = write!(
+            s,
+            "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        );
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.split("\r\n\r\n")
+            .nth(1)
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn rfc3339_times_parse_like_the_epoch_says() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:01.5Z"), Some(951868801.5));
+        assert_eq!(
+            parse_rfc3339("2026-12-02T06:50:01.25Z"),
+            Some(1796194201.25)
+        );
+    }
+}

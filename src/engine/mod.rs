@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use metrics::{counter, gauge, histogram};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -28,6 +29,7 @@ use crate::audit::{self, AuditLog};
 use crate::drift::{DriftMonitor, DriftState};
 use crate::generate::ledger::Ledger;
 use crate::generate::{ModelRecord, ModelRegistry, RegistryError};
+use crate::health;
 use crate::schema::decode::EventDecoder;
 use crate::schema::{RecordSchema, SchemaError, arrow_table, encode};
 use crate::sink::{OutRecord, Publisher, SinkError};
@@ -42,6 +44,9 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 /// Dead letters wait at most this long for a window to close before they are
 /// committed in a transaction of their own.
 const DEAD_LETTER_MAX_WAIT: Duration = Duration::from_secs(2);
+/// How often the loop refreshes the read lag and, while the broker is
+/// lost, asks it for metadata to see whether it is back.
+const HEALTH_TICK: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -294,25 +299,32 @@ pub struct EngineContext {
     /// loop re-reads the assignment only when it changed: asking librdkafka
     /// for it after every message cost more than decoding the message.
     rebalanced: AtomicBool,
+    /// Set when the client reports every broker down; cleared by the loop
+    /// once a metadata request answers again (`/readyz`).
+    brokers_down: AtomicBool,
 }
 
 impl Default for EngineContext {
     fn default() -> Self {
         EngineContext {
             rebalanced: AtomicBool::new(true),
+            brokers_down: AtomicBool::new(false),
         }
     }
 }
 
 impl rdkafka::ClientContext for EngineContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        use rdkafka::error::KafkaError;
         let eof = matches!(
             error,
             KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
         );
         if !eof {
             warn!(error = %error, reason, "kafka client error");
+        }
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.brokers_down.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -377,11 +389,14 @@ pub fn run(
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     let (source_schema, output_schema) = check_offline(topology, rt).map_err(EngineError::Check)?;
+    let name = topology.name.clone();
+    // Not ready (503, with this reason) until the consumer has its assignment.
+    let mut run_health = health::Run::start(&name, "checking Kafka access");
     // Authentication, TLS and every ACL, before anything retries on them.
     crate::preflight::verify(topology, brokers)?;
+    run_health.step("loading the model registry and audit log");
     let source_schema = Arc::new(source_schema);
     let arrow_schema = source_schema.arrow_schema();
-    let name = topology.name.clone();
     let decoder = EventDecoder::new(
         source_schema.clone(),
         topology.source.format,
@@ -421,15 +436,21 @@ pub fn run(
     )
     .map_err(|e| EngineError::Generate(e.to_string()))?;
     gauge!(t::PRIVACY_BUDGET_SPENT, "topology" => name.clone()).set(ledger.spent_epsilon());
+    if let Some(cap) = topology.budget.epsilon_cap {
+        gauge!(t::PRIVACY_BUDGET_CAP, "topology" => name.clone()).set(cap);
+    }
+    run_health.step("initialising the transactional producer");
     let publisher = Publisher::new(
         brokers,
         &topology.transactional_id(),
         &topology.kafka.properties,
     )?;
+    run_health.producer_ready();
     let consumer = consumer(topology, brokers)?;
     consumer
         .subscribe(&[topology.kafka.source_topic.as_str()])
         .map_err(EngineError::Consumer)?;
+    run_health.step("waiting for a partition assignment");
     audit_log.append(
         &name,
         "engine_started",
@@ -492,6 +513,17 @@ pub fn run(
     let mut paused: Vec<i32> = Vec::new();
     // A window too small to fit on, waiting to be merged into the next one.
     let mut carry: Option<crate::window::ClosedWindow> = None;
+    let w = &topology.window;
+    let progress_clock = health::Progress::start(
+        &name,
+        (w.slide_secs.unwrap_or(w.size_secs) + w.watermark_delay_secs + w.allowed_lateness_secs)
+            as f64,
+    );
+    let mut drift_streak = health::DriftStreak::new(&name);
+    // Whether a poll returned without a client error since the progress
+    // clock last moved (set per message, acted on at batch boundaries).
+    let mut polled_ok = false;
+    let mut last_health_tick = Instant::now();
 
     loop {
         let mut end_of_stream = false;
@@ -505,6 +537,7 @@ pub fn run(
         if !stop {
             match consumer.poll(POLL_WAIT) {
                 Some(Ok(msg)) => {
+                    polled_ok = true;
                     quiet_since = None;
                     summary.events_in += 1;
                     let p = msg.partition();
@@ -532,13 +565,21 @@ pub fn run(
                     windower.mark_idle(p);
                     at_end.insert(p);
                     active_run = None;
+                    polled_ok = true;
                     dirty = true;
                 }
                 Some(Err(e)) => {
                     warn!(topology = %name, error = %e, "consumer error");
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+                        consumer
+                            .context()
+                            .brokers_down
+                            .store(true, Ordering::Relaxed);
+                    }
                     dirty = true;
                 }
                 None => {
+                    polled_ok |= !consumer.context().brokers_down.load(Ordering::Relaxed);
                     // The poll waited POLL_WAIT for nothing: window what is
                     // buffered rather than wait for a full batch.
                     let since = *quiet_since.get_or_insert_with(|| Instant::now() - POLL_WAIT);
@@ -594,6 +635,7 @@ pub fn run(
                 .map(|e| e.partition())
                 .collect();
             windower.assign(&assigned);
+            run_health.assigned(assigned.len());
             // A new assignment fetches from the committed offsets again.
             at_end.clear();
             active_run = None;
@@ -605,7 +647,15 @@ pub fn run(
         if options.duration.is_some_and(|d| started.elapsed() >= d) {
             stop = true;
         }
+        if std::mem::take(&mut polled_ok) {
+            progress_clock.polled();
+        }
+        if last_health_tick.elapsed() >= HEALTH_TICK {
+            last_health_tick = Instant::now();
+            health_tick(&consumer, &source_topic, &assigned, &run_health);
+        }
         if stop {
+            run_health.draining();
             absorb_all(
                 &mut ingest,
                 &mut windower,
@@ -758,6 +808,7 @@ pub fn run(
                 &records,
                 &mut audit_log,
             )?;
+            let published = outcome.deploy.is_some();
             if let Some(model) = outcome.deploy {
                 registry
                     .deploy(model.version)
@@ -776,6 +827,7 @@ pub fn run(
             } else if outcome.refit_requested {
                 monitor.refit_abandoned();
             }
+            drift_streak.window(monitor.state() == DriftState::Drift, published);
             if outcome.fitted {
                 summary.refits += 1;
             }
@@ -850,6 +902,7 @@ pub fn run(
         serde_json::to_value(&summary).unwrap_or_default(),
     )?;
     recorder.stopped(None);
+    run_health.finished();
     info!(topology = %name, events = summary.events_in, windows = summary.windows_closed,
           published = summary.batches_published, "engine stopped");
     Ok(summary)
@@ -1197,12 +1250,60 @@ fn commit(
                 .increment(1);
             histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "publish")
                 .record(started.elapsed().as_secs_f64());
+            health::committed(name);
             Ok(())
         }
         Err(e) => {
             counter!(t::TRANSACTIONS, "topology" => name.to_string(), "result" => "aborted")
                 .increment(1);
             Err(e.into())
+        }
+    }
+}
+
+/// Broker reachability for `/readyz` (a metadata request, only while the
+/// client reports every broker down) and the read lag per assigned
+/// partition, from librdkafka's cached watermarks (no request).
+fn health_tick(consumer: &EngineConsumer, topic: &str, assigned: &[i32], run_health: &health::Run) {
+    let flag = &consumer.context().brokers_down;
+    if flag.load(Ordering::Relaxed) {
+        run_health.broker_lost("every broker is down");
+        if consumer
+            .fetch_metadata(Some(topic), Duration::from_millis(500))
+            .is_ok()
+        {
+            flag.store(false, Ordering::Relaxed);
+            run_health.broker_back();
+        }
+        return;
+    }
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    let Ok(topic_c) = std::ffi::CString::new(topic) else {
+        return;
+    };
+    for &p in assigned {
+        let Some(rdkafka::Offset::Offset(pos)) =
+            positions.find_partition(topic, p).map(|e| e.offset())
+        else {
+            continue;
+        };
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: a valid client handle, a NUL-terminated topic name and
+        // two out-parameters; the call only reads librdkafka's cache.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                consumer.client().native_ptr(),
+                topic_c.as_ptr(),
+                p,
+                &mut low,
+                &mut high,
+            )
+        };
+        if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 {
+            gauge!(t::CONSUMER_READ_LAG, "topology" => run_health.topology().to_string(), "partition" => p.to_string())
+                .set((high - pos).max(0) as f64);
         }
     }
 }

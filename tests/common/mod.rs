@@ -249,3 +249,23 @@ pub fn java_console_count(brokers: &str, topic: &str, needle: &str) -> usize {
     let text = String::from_utf8_lossy(&out.stdout);
     text.matches(needle).count()
 }
+
+/// A binary of Debian's `prometheus` package (`prometheus`, `promtool`) from
+/// PATH. `None` means skip, with the reason on stderr, and is only allowed
+/// locally: `.ci/run` installs the package and sets
+/// `RESYNTH_REQUIRE_PROMETHEUS=1`, so in CI a missing binary fails the test.
+pub fn prometheus_tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("RESYNTH_REQUIRE_PROMETHEUS").is_none(),
+            "{name} not found on PATH (apt-get install prometheus) and RESYNTH_REQUIRE_PROMETHEUS is set"
+        );
+        eprintln!("SKIPPED: {name} not found on PATH; apt-get install prometheus to run this test");
+    }
+    found
+}
