@@ -1559,14 +1559,7 @@ mod canary {
                 "{stdout}\n{}",
                 String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(4000)..])
             );
-            let summary = serde_json::from_str(
-                stdout
-                    .lines()
-                    .rev()
-                    .find(|l| l.starts_with('{'))
-                    .expect("json summary"),
-            )
-            .unwrap();
+            let summary = common::json_summary(&stdout);
             Finished {
                 summary,
                 stdout: out.stdout,

@@ -303,14 +303,7 @@ fn minimal_acls_publish_exactly_once_over_sasl_ssl_and_the_password_leaks_nowher
         "{stdout}\n{}",
         &stderr[stderr.len().saturating_sub(4000)..]
     );
-    let summary: serde_json::Value = serde_json::from_str(
-        stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .expect("json summary"),
-    )
-    .unwrap();
+    let summary = common::json_summary(&stdout);
     assert!(
         summary["batches_published"].as_u64().unwrap() >= 1,
         "{summary}"

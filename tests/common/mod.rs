@@ -269,3 +269,16 @@ pub fn prometheus_tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The run's JSON summary: the last line of `resynth run --json`'s stdout
+/// that starts with `{` (progress lines come before it).
+pub fn json_summary(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(
+        stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .expect("json summary"),
+    )
+    .expect("the summary line is JSON")
+}
