@@ -1559,7 +1559,7 @@ mod canary {
                 "{stdout}\n{}",
                 String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(4000)..])
             );
-            let summary = common::json_summary(&stdout);
+            let summary = super::common::json_summary(&stdout);
             Finished {
                 summary,
                 stdout: out.stdout,
