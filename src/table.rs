@@ -249,6 +249,85 @@ impl Table {
             .collect();
         Table { columns }
     }
+
+    /// The same rows in a canonical order: by `keys` (the entity id of each
+    /// row; `None` first), then by the row's values, column by column
+    /// (numbers by `total_cmp`, categories by label, missing last); and
+    /// every dictionary in label order. Two arrival orders of one window's
+    /// events give the same table, so the split, fit, sample and gate that
+    /// follow depend on the window's contents alone, not on how partitions
+    /// interleaved (a dictionary in first-appearance order would give the
+    /// same categories other codes, and tree splits and copula orderings
+    /// other models). Returns the table and, for each new row, its old row.
+    pub fn canonical(&self, keys: &[Option<String>]) -> (Table, Vec<usize>) {
+        let sorted = Table {
+            columns: self
+                .columns
+                .iter()
+                .map(Column::with_sorted_dictionary)
+                .collect(),
+        };
+        let mut order: Vec<usize> = (0..self.n_rows()).collect();
+        order.sort_by(|&a, &b| {
+            keys.get(a)
+                .cmp(&keys.get(b))
+                .then_with(|| sorted.compare_rows(a, b))
+        });
+        (sorted.take(&order), order)
+    }
+
+    /// Row `a` against row `b`, column by column; codes must be in label
+    /// order (see [`Column::with_sorted_dictionary`]).
+    fn compare_rows(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        for c in &self.columns {
+            let o = match &c.values {
+                ColumnValues::Numeric(v) => v[a].total_cmp(&v[b]),
+                // NULL_CODE is u32::MAX: missing sorts last, consistently.
+                ColumnValues::Categorical { codes, .. } => codes[a].cmp(&codes[b]),
+            };
+            if o.is_ne() {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl Column {
+    /// This column with its dictionary in label order (codes remapped).
+    fn with_sorted_dictionary(&self) -> Column {
+        let values = match &self.values {
+            ColumnValues::Numeric(v) => ColumnValues::Numeric(v.clone()),
+            ColumnValues::Categorical { codes, dictionary } => {
+                let mut by_label: Vec<u32> = (0..dictionary.len() as u32).collect();
+                by_label.sort_by(|&x, &y| dictionary[x as usize].cmp(&dictionary[y as usize]));
+                let mut recode = vec![0u32; dictionary.len()];
+                for (new, &old) in by_label.iter().enumerate() {
+                    recode[old as usize] = new as u32;
+                }
+                ColumnValues::Categorical {
+                    codes: codes
+                        .iter()
+                        .map(|&c| {
+                            if c == NULL_CODE {
+                                NULL_CODE
+                            } else {
+                                recode[c as usize]
+                            }
+                        })
+                        .collect(),
+                    dictionary: by_label
+                        .iter()
+                        .map(|&old| dictionary[old as usize].clone())
+                        .collect(),
+                }
+            }
+        };
+        Column {
+            name: self.name.clone(),
+            values,
+        }
+    }
 }
 
 #[cfg(test)]

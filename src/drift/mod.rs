@@ -33,7 +33,7 @@ pub mod sketch;
 use serde::{Deserialize, Serialize};
 
 pub use column_tests::{Effect, TestResult};
-pub use monitor::{Decision, DriftMonitor, DriftState, WindowSignal};
+pub use monitor::{Decision, DriftMonitor, DriftState, MonitorSnapshot, WindowSignal};
 pub use profile::{ColumnProfile, PROFILE_FORMAT, ReferenceProfile};
 
 use crate::table::Table;

@@ -24,10 +24,11 @@ use serde::{Deserialize, Serialize};
 use crate::topology::DriftConfig;
 
 /// Where a topology stands with respect to drift.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum DriftState {
     /// The population matches the deployed model's reference.
+    #[default]
     Ok,
     /// A recent window drifted, not (yet) persistently.
     Warn,
@@ -165,6 +166,33 @@ impl DriftMonitor {
         self.state = DriftState::Ok;
     }
 
+    /// What the monitor has learned so far, small enough to ride in the
+    /// source commit's offset metadata: it is written in the transaction of
+    /// the window that produced it, so a restart resumes the same streak
+    /// (a crash between two drifting windows must not cancel a refit).
+    pub fn snapshot(&self) -> MonitorSnapshot {
+        MonitorSnapshot {
+            history: self.history.iter().map(|&d| d as u8).collect(),
+            quiet: self.quiet,
+            windows_since_refit: self.windows_since_refit,
+            refit_pending: self.refit_pending,
+            state: self.state,
+        }
+    }
+
+    /// Resumes from a committed snapshot. A history longer than this
+    /// topology's `persist_m` (the config changed) keeps its newest windows.
+    pub fn restore(&mut self, s: &MonitorSnapshot) {
+        self.history = s.history.iter().map(|&d| d != 0).collect();
+        while self.history.len() > self.m {
+            self.history.pop_front();
+        }
+        self.quiet = s.quiet;
+        self.windows_since_refit = s.windows_since_refit;
+        self.refit_pending = s.refit_pending;
+        self.state = s.state;
+    }
+
     /// The asked-for refit did not deploy a model (quarantined batch,
     /// budget refused): the state stays, and the cooldown starts again so
     /// the next attempt waits rather than retrying every window.
@@ -172,6 +200,17 @@ impl DriftMonitor {
         self.refit_pending = false;
         self.windows_since_refit = 0;
     }
+}
+
+/// A [`DriftMonitor`]'s state without its configuration (see
+/// [`DriftMonitor::snapshot`]). History is 0/1 per window, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MonitorSnapshot {
+    pub history: Vec<u8>,
+    pub quiet: usize,
+    pub windows_since_refit: usize,
+    pub refit_pending: bool,
+    pub state: DriftState,
 }
 
 #[cfg(test)]
@@ -275,5 +314,28 @@ mod tests {
         });
         assert!(d.too_few_rows && !d.refit);
         assert!(m.observe(drifted()).refit);
+    }
+    #[test]
+    fn a_restored_snapshot_resumes_the_streak() {
+        // k=2 of m=3: one drifted window, then a restart, then a second one
+        // must still refit, as it would have without the restart.
+        let mut before = monitor(2, 3, 0);
+        before.observe(drifted());
+        let snap = before.snapshot();
+        let json = serde_json::to_string(&snap).unwrap();
+        let mut after = monitor(2, 3, 0);
+        after.restore(&serde_json::from_str(&json).unwrap());
+        assert_eq!(after.snapshot(), snap);
+        let d = after.observe(drifted());
+        assert!(d.refit, "the streak survived the restart");
+        // A fresh monitor (the state lost) would not refit yet.
+        assert!(!monitor(2, 3, 0).observe(drifted()).refit);
+        // A shorter persist_m keeps the newest windows only.
+        let mut short = monitor(1, 1, 0);
+        short.restore(&MonitorSnapshot {
+            history: vec![1, 0],
+            ..MonitorSnapshot::default()
+        });
+        assert_eq!(short.snapshot().history, vec![0]);
     }
 }

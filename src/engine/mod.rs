@@ -10,6 +10,7 @@
 pub mod coordinator;
 mod held;
 pub mod ingest;
+mod state;
 mod window_job;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ use crate::telemetry as t;
 use crate::topology::{LatePolicy, MinRowsPolicy, Topology};
 use crate::window::{Windower, sql};
 use ingest::{Decoded, Ingest, SourceMessage};
+use state::{EngineState, commit_offsets, resume_state};
 
 /// How long one poll waits for a message; a poll that returns nothing after
 /// this long makes the engine window what it has buffered.
@@ -365,13 +367,17 @@ pub fn consumer_config(
 }
 
 fn consumer(topology: &Topology, brokers: &str) -> Result<EngineConsumer, EngineError> {
-    consumer_config(
+    let mut config = consumer_config(
         brokers,
         &topology.kafka.group_id,
         &topology.kafka.properties,
-    )
-    .create_with_context(EngineContext::default())
-    .map_err(EngineError::Consumer)
+    );
+    if !topology.kafka.properties.contains_key("group.instance.id") {
+        config.set("group.instance.id", topology.group_instance_id());
+    }
+    config
+        .create_with_context(EngineContext::default())
+        .map_err(EngineError::Consumer)
 }
 
 struct Pending {
@@ -459,6 +465,20 @@ pub fn run(
     )?;
     info!(topology = %name, brokers, deployed = ?deployed.as_ref().map(|m| m.version), "engine started");
 
+    let resume = resume_state(
+        &consumer,
+        &topology.kafka.source_topic,
+        &topology.kafka.group_id,
+    )?;
+    let mut engine_state = state::restore(
+        resume.engine.clone(),
+        &registry,
+        &mut deployed,
+        &mut monitor,
+        &mut audit_log,
+        &name,
+    )?;
+
     let mut summary = RunSummary::default();
     let decisions = recorder.pending_decisions(&mut audit_log)?;
     settle_decisions(
@@ -475,13 +495,9 @@ pub fn run(
         &mut deployed,
         &mut pending_release,
         &mut monitor,
+        &mut engine_state,
         &mut last_deployed,
         &mut summary,
-    )?;
-    let resume = resume_state(
-        &consumer,
-        &topology.kafka.source_topic,
-        &topology.kafka.group_id,
     )?;
     if let Some(ct) = resume.closed_through_ms {
         windower.restore(ct);
@@ -497,7 +513,6 @@ pub fn run(
     };
     // Since when the source has had nothing to deliver (None while it delivers).
     let mut quiet_since: Option<Instant> = None;
-    let mut window_index: u64 = 0;
     let mut assigned: Vec<i32> = Vec::new();
     let source_topic = topology.kafka.source_topic.clone();
     let idle_timeout = Duration::from_secs(topology.window.idle_timeout_secs);
@@ -735,7 +750,7 @@ pub fn run(
                 carry = Some(window);
                 continue;
             }
-            window_index += 1;
+            engine_state.windows += 1;
             let track = recorder.window_started(window.start_ms, window.end_ms, &window.offsets)?;
             let ctx = window_job::WindowContext {
                 topology,
@@ -744,7 +759,8 @@ pub fn run(
                 deployed: &mut deployed,
                 monitor: &mut monitor,
                 ledger: &mut ledger,
-                window_index,
+                window_index: engine_state.windows,
+                next_version: engine_state.last_version + 1,
                 last_deployed,
                 release_pending: pending_release.is_some(),
             };
@@ -771,8 +787,23 @@ pub fn run(
             } else {
                 windower.closed_through_ms()
             };
-            let offsets =
-                commit_offsets(&source_topic, ingest.next_offsets(), &held, closed_through);
+            state::advance(
+                &mut engine_state,
+                &mut monitor,
+                state::Processed {
+                    deployed: outcome.deploy.as_ref(),
+                    refit_requested: outcome.refit_requested,
+                    fitted: outcome.fitted,
+                },
+                deployed.as_ref(),
+            );
+            let offsets = commit_offsets(
+                &source_topic,
+                ingest.next_offsets(),
+                &held,
+                closed_through,
+                &engine_state,
+            );
             recorder.anchor(&mut records, &audit_log);
             if let Err(e) = commit(
                 &publisher,
@@ -814,9 +845,9 @@ pub fn run(
                     .deploy(model.version)
                     .map_err(EngineError::Registry)?;
                 // The new reference (inside the model record) replaces the
-                // old one in one assignment below, together with the fresh
-                // monitor history: no window is judged against a mix.
-                monitor.refitted();
+                // old one in one assignment below; the monitor's history was
+                // reset with the state committed above: no window is judged
+                // against a mix.
                 last_deployed = Some(std::time::SystemTime::now());
                 summary.batches_published += 1;
                 summary.records_published += outcome.published_records as u64;
@@ -824,11 +855,9 @@ pub fn run(
                 counter!(t::RECORDS_PUBLISHED, "topology" => name.clone())
                     .increment(outcome.published_records as u64);
                 deployed = Some(model);
-            } else if outcome.refit_requested {
-                monitor.refit_abandoned();
             }
             drift_streak.window(monitor.state() == DriftState::Drift, published);
-            if outcome.fitted {
+            if outcome.fitted.is_some() {
                 summary.refits += 1;
             }
             if outcome.quarantined {
@@ -857,8 +886,13 @@ pub fn run(
                 Some(w) => Some(w.start_ms),
                 None => windower.closed_through_ms(),
             };
-            let offsets =
-                commit_offsets(&source_topic, ingest.next_offsets(), &held, closed_through);
+            let offsets = commit_offsets(
+                &source_topic,
+                ingest.next_offsets(),
+                &held,
+                closed_through,
+                &engine_state,
+            );
             commit(
                 &publisher,
                 &consumer,
@@ -887,6 +921,7 @@ pub fn run(
             &mut deployed,
             &mut pending_release,
             &mut monitor,
+            &mut engine_state,
             &mut last_deployed,
             &mut summary,
         )?;
@@ -917,6 +952,7 @@ fn settle_decisions(
     deployed: &mut Option<ModelRecord>,
     pending_release: &mut Option<serde_json::Value>,
     monitor: &mut DriftMonitor,
+    engine_state: &mut EngineState,
     last_deployed: &mut Option<std::time::SystemTime>,
     summary: &mut RunSummary,
 ) -> Result<(), EngineError> {
@@ -926,6 +962,10 @@ fn settle_decisions(
             continue;
         };
         monitor.refitted();
+        // Committed with the next window's transaction: the release's own
+        // carries no offsets.
+        engine_state.deployed_version = deployed.as_ref().map(|m| m.version);
+        engine_state.drift = monitor.snapshot();
         *last_deployed = Some(std::time::SystemTime::now());
         summary.batches_published += 1;
         summary.records_published += n as u64;
@@ -1153,80 +1193,6 @@ fn empty_window() -> crate::window::ClosedWindow {
         rows: 0,
         offsets: BTreeMap::new(),
     }
-}
-
-/// The resume state committed with the offsets (as offset metadata), so it is
-/// exactly as durable as the offsets themselves.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-struct ResumeState {
-    /// Windows ending at or before this were finalised.
-    closed_through_ms: Option<i64>,
-    /// Per partition, the position the previous run had read up to.
-    #[serde(default)]
-    read_through: BTreeMap<i32, i64>,
-}
-
-fn resume_state(
-    consumer: &EngineConsumer,
-    topic: &str,
-    group: &str,
-) -> Result<ResumeState, EngineError> {
-    let metadata = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
-        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
-    })
-    .map_err(EngineError::Consumer)?;
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            tpl.add_partition(topic, p.id());
-        }
-    }
-    let committed = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
-        consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))
-    })
-    .map_err(EngineError::Consumer)?;
-    let mut state = ResumeState::default();
-    for e in committed.elements() {
-        if e.metadata().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<ResumeState>(e.metadata()) {
-            Ok(s) => {
-                if let Some(ct) = s.closed_through_ms {
-                    state.closed_through_ms =
-                        Some(state.closed_through_ms.map_or(ct, |c: i64| c.max(ct)));
-                }
-                state.read_through.extend(s.read_through);
-            }
-            Err(err) => {
-                warn!(group, partition = e.partition(), error = %err, "ignoring unreadable commit metadata")
-            }
-        }
-    }
-    Ok(state)
-}
-
-/// Position to commit per partition: past everything read, but never past an
-/// event still held by an open window; with the resume state as metadata.
-fn commit_offsets(
-    topic: &str,
-    next: &BTreeMap<i32, i64>,
-    held: &BTreeMap<i32, i64>,
-    closed_through_ms: Option<i64>,
-) -> BTreeMap<(String, i32), (i64, String)> {
-    next.iter()
-        .map(|(&p, &n)| {
-            let state = ResumeState {
-                closed_through_ms,
-                read_through: BTreeMap::from([(p, n)]),
-            };
-            let metadata = serde_json::to_string(&state).unwrap_or_default();
-            (
-                (topic.to_string(), p),
-                (held.get(&p).map_or(n, |&h| h.min(n)), metadata),
-            )
-        })
-        .collect()
 }
 
 fn commit(

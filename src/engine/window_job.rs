@@ -39,8 +39,8 @@ pub struct WindowOutcome {
     pub published_records: usize,
     pub quarantined: bool,
     pub skipped: bool,
-    /// A model was fitted for this window (deployed or not).
-    pub fitted: bool,
+    /// The version of the model fitted for this window (deployed or not).
+    pub fitted: Option<u64>,
     /// The drift monitor asked for this refit; if no model is deployed
     /// (quarantined, budget refused) the engine reports it abandoned.
     pub refit_requested: bool,
@@ -54,12 +54,34 @@ pub struct WindowContext<'a> {
     pub deployed: &'a mut Option<ModelRecord>,
     pub monitor: &'a mut DriftMonitor,
     pub ledger: &'a mut Ledger,
+    /// Windows processed over all runs, this one included (from the
+    /// engine state in Kafka): a label for progress lines, never a seed.
     pub window_index: u64,
+    /// The version number this window's fit takes: one past the last one
+    /// committed (a model file left by a crash before its transaction is
+    /// overwritten, not skipped).
+    pub next_version: u64,
     /// When the deployed model was deployed (for the seconds-since-refit gauge).
     pub last_deployed: Option<std::time::SystemTime>,
     /// A release awaits approval (`output.require_approval`): no new fit
     /// starts until it is decided.
     pub release_pending: bool,
+}
+
+/// The window's entity ids and table in canonical order (`Table::canonical`):
+/// partitions interleave differently on every run, and what follows must
+/// depend on the window's contents alone (same window, same bytes out).
+fn canonical_window(
+    training: &[datafusion::arrow::record_batch::RecordBatch],
+    topo: &Topology,
+) -> Result<(Vec<Option<String>>, crate::table::Table), EngineError> {
+    let ids =
+        arrow_table::labels(training, &topo.model.entity_column).map_err(EngineError::Convert)?;
+    let table =
+        arrow_table::to_table(training, &topo.model.id_columns).map_err(EngineError::Convert)?;
+    let (table, order) = table.canonical(&ids);
+    let ids = order.into_iter().map(|r| ids[r].clone()).collect();
+    Ok((ids, table))
 }
 
 fn source_ranges(topic: &str, w: &ClosedWindow) -> Vec<String> {
@@ -103,10 +125,7 @@ pub fn process(
         return Ok(out);
     }
 
-    let ids =
-        arrow_table::labels(&training, &topo.model.entity_column).map_err(EngineError::Convert)?;
-    let table =
-        arrow_table::to_table(&training, &topo.model.id_columns).map_err(EngineError::Convert)?;
+    let (ids, table) = canonical_window(&training, topo)?;
 
     // Drift against the deployed model's reference.
     let started = Instant::now();
@@ -191,16 +210,14 @@ pub fn process(
     }
 
     // Refit on the window's patient-level training split.
-    let (mut train_rows, mut holdout_rows) = split_by_entity(
+    // Seeded by the window's start, not its position in this run: a window
+    // reprocessed after a restart gets the same patients in its holdout.
+    // Rows are already in canonical (entity) order, and stay so.
+    let (train_rows, holdout_rows) = split_by_entity(
         &ids,
         topo.model.holdout_fraction,
-        derive_seed(topo.model.seed, "split", ctx.window_index),
+        derive_seed(topo.model.seed, "split", window.start_ms as u64),
     );
-    // Rows in entity order, not arrival order: partitions interleave
-    // differently on every run, and the fit and the gate's seeded draws
-    // should depend on the window's contents alone (same window, same model).
-    train_rows.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
-    holdout_rows.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
     let train = table.take(&train_rows);
     let holdout = table.take(&holdout_rows);
     // The gate's noise is that of a sample of patients: a window whose SQL
@@ -211,11 +228,7 @@ pub fn process(
         holdout: Some(units_of(&holdout_rows)),
         synthetic: None,
     };
-    let version = ctx
-        .registry
-        .latest_version()
-        .map_err(EngineError::Registry)?
-        + 1;
+    let version = ctx.next_version;
     let fitted_on = FittedOn {
         window_start_ms: window.start_ms,
         window_end_ms: window.end_ms,
@@ -304,7 +317,7 @@ pub fn process(
         .record(started.elapsed().as_secs_f64());
     ctx.registry.save(&model).map_err(EngineError::Registry)?;
     counter!(t::REFITS, "topology" => name.to_string()).increment(1);
-    out.fitted = true;
+    out.fitted = Some(version);
     progress(Progress::Fitted {
         version,
         reason: refit_reason,

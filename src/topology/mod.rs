@@ -114,6 +114,12 @@ pub struct KafkaConfig {
     /// Default: `resynth-<name>`.
     #[serde(default)]
     pub transactional_id: Option<String>,
+    /// Static group membership (`group.instance.id`): an instance restarted
+    /// after a crash gets its partitions back at once, instead of waiting
+    /// `session.timeout.ms` for the dead member to expire while it reads
+    /// only some of them. Default: the transactional id (one per instance).
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
     /// Extra librdkafka properties for every client (e.g. security settings).
     /// Values may reference secrets, `"${ENV_VAR}"` or `"file:/path"`; secret
     /// keys (`sasl.password`, ...) must (see `topology::secrets`).
@@ -272,6 +278,9 @@ pub struct ModelConfig {
     pub seed: u64,
 }
 
+/// The longest drift history (`drift.persist_m`) the engine keeps.
+pub const MAX_PERSIST_M: usize = 64;
+
 /// Drift detection and refit policy. The README's "Drift alerts, for
 /// on-call engineers" section explains each option in plain words.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -326,7 +335,8 @@ pub struct DriftConfig {
     pub min_drifting_columns: usize,
     /// DRIFT when at least `persist_k` of the last `persist_m` windows drifted.
     pub persist_k: usize,
-    /// See `persist_k`.
+    /// See `persist_k`. At most 64: the history rides in the source commit's
+    /// offset metadata (`engine::state`), which the broker bounds.
     pub persist_m: usize,
     /// Quiet windows in a row that return WARN or DRIFT to OK.
     pub clear_windows: usize,
@@ -508,6 +518,14 @@ impl Topology {
             .transactional_id
             .clone()
             .unwrap_or_else(|| format!("resynth-{}", self.name))
+    }
+
+    /// The consumer's static membership id (`kafka.group_instance_id`).
+    pub fn group_instance_id(&self) -> String {
+        self.kafka
+            .group_instance_id
+            .clone()
+            .unwrap_or_else(|| self.transactional_id())
     }
 
     /// Every value problem, each prefixed with its path (`window.size_secs: ...`).
@@ -730,9 +748,13 @@ impl DriftConfig {
                 self.floor_fraction, self.exit_score
             ));
         }
-        if self.persist_m == 0 || self.persist_k == 0 || self.persist_k > self.persist_m {
+        if self.persist_m == 0
+            || self.persist_k == 0
+            || self.persist_k > self.persist_m
+            || self.persist_m > MAX_PERSIST_M
+        {
             p.push(format!(
-                "drift.persist_k/persist_m: need 1 ≤ persist_k ≤ persist_m; got {} of {}",
+                "drift.persist_k/persist_m: need 1 ≤ persist_k ≤ persist_m ≤ {MAX_PERSIST_M}; got {} of {}",
                 self.persist_k, self.persist_m
             ));
         }

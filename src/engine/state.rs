@@ -1,0 +1,279 @@
+//! The engine's resume state, kept in Kafka: it rides as offset metadata in
+//! the source commit of each transaction, so it is exactly as durable as the
+//! offsets and the batch it belongs to (Kafka Streams keeps its changelogs in
+//! the same transaction for the same reason). A `kill -9` anywhere leaves
+//! either the old state with the old offsets and no batch, or the new state
+//! with the new offsets and the batch; never a mix.
+//!
+//! What it holds: the windows finalised (`closed_through_ms`), each
+//! partition's read position, and [`EngineState`]: the drift monitor's
+//! history, the deployed model version and the last version number used.
+//! The registry's files (`models/vN.json`, `deployed`) are a mirror: a model
+//! file is written before its transaction, so a crash can leave an orphan
+//! that the next fit overwrites under the same number, and a `deployed`
+//! pointer behind Kafka's is brought forward at start.
+//!
+//! Each partition carries the state as of the last transaction that read it;
+//! the newest (most windows processed) wins on start. The broker bounds
+//! offset metadata (`offset.metadata.max.bytes`, 4096 by default); the state
+//! is a few hundred bytes (a drift history of `drift.persist_m` windows).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use rdkafka::consumer::Consumer;
+
+use super::{EngineConsumer, EngineError, coordinator};
+use crate::audit::AuditLog;
+use crate::drift::{DriftMonitor, MonitorSnapshot};
+use crate::generate::{ModelRecord, ModelRegistry};
+
+/// The resume state committed with the offsets (as offset metadata).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct ResumeState {
+    /// Windows ending at or before this were finalised.
+    pub closed_through_ms: Option<i64>,
+    /// Per partition, the position the previous run had read up to.
+    #[serde(default)]
+    pub read_through: BTreeMap<i32, i64>,
+    /// What the windows so far decided (absent in commits of engines before
+    /// it was kept here, and before the first window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineState>,
+}
+
+/// What a restart must resume besides positions: state that changes only
+/// when a window is processed, so it is committed with that window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// Windows processed over all runs (orders states from several partitions).
+    pub windows: u64,
+    /// The drift monitor, as the last processed window left it.
+    pub drift: MonitorSnapshot,
+    /// The model deployed when the last window committed.
+    pub deployed_version: Option<u64>,
+    /// The highest model version fitted (deployed, quarantined or held).
+    pub last_version: u64,
+}
+
+/// Reads the resume state from the group's committed offsets.
+pub(super) fn resume_state(
+    consumer: &EngineConsumer,
+    topic: &str,
+    group: &str,
+) -> Result<ResumeState, EngineError> {
+    let metadata = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
+        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+    })
+    .map_err(EngineError::Consumer)?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let committed = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
+        consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))
+    })
+    .map_err(EngineError::Consumer)?;
+    let mut states = Vec::new();
+    for e in committed.elements() {
+        if e.metadata().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<ResumeState>(e.metadata()) {
+            Ok(s) => states.push(s),
+            Err(err) => {
+                warn!(group, partition = e.partition(), error = %err, "ignoring unreadable commit metadata")
+            }
+        }
+    }
+    Ok(merge(states))
+}
+
+/// One state from every partition's: the latest finality, every read
+/// position, and the engine state of the most windows.
+fn merge(states: Vec<ResumeState>) -> ResumeState {
+    let mut out = ResumeState::default();
+    for s in states {
+        if let Some(ct) = s.closed_through_ms {
+            out.closed_through_ms = Some(out.closed_through_ms.map_or(ct, |c| c.max(ct)));
+        }
+        out.read_through.extend(s.read_through);
+        if let Some(e) = s.engine
+            && out.engine.as_ref().is_none_or(|o| e.windows > o.windows)
+        {
+            out.engine = Some(e);
+        }
+    }
+    out
+}
+
+/// Resumes from the committed engine state, or starts one from the files
+/// when Kafka has none (a first run, or commits from an older engine). The
+/// drift monitor resumes its streak; a `deployed` pointer behind Kafka's (a
+/// crash between the commit and the file write) is brought forward. A
+/// pointer ahead of Kafka's is kept: a held release approved since the last
+/// window commits its deployment with the next window.
+pub(super) fn restore(
+    committed: Option<EngineState>,
+    registry: &ModelRegistry,
+    deployed: &mut Option<ModelRecord>,
+    monitor: &mut DriftMonitor,
+    audit_log: &mut AuditLog,
+    topology: &str,
+) -> Result<EngineState, EngineError> {
+    let on_file = deployed.as_ref().map(|m| m.version);
+    let Some(mut state) = committed else {
+        return Ok(EngineState {
+            deployed_version: on_file,
+            last_version: registry.latest_version().map_err(EngineError::Registry)?,
+            ..EngineState::default()
+        });
+    };
+    monitor.restore(&state.drift);
+    if let Some(v) = state.deployed_version
+        && on_file.is_none_or(|f| f < v)
+    {
+        *deployed = Some(registry.load(v).map_err(EngineError::Registry)?);
+        registry.deploy(v).map_err(EngineError::Registry)?;
+        audit_log.append(
+            topology,
+            "deployed_restored",
+            serde_json::json!({"version": v, "file_pointer": on_file,
+                               "why": "the committed engine state deploys a newer version than the registry's pointer (a crash after the transaction, before the file write)"}),
+        )?;
+    }
+    state.deployed_version = deployed.as_ref().map(|m| m.version);
+    Ok(state)
+}
+
+/// The state a processed window leaves, settled before its transaction so
+/// that the transaction carries it: the monitor restarts after a deployment
+/// and cools down after an abandoned refit; the version fitted is used up.
+pub(super) fn advance(
+    state: &mut EngineState,
+    monitor: &mut DriftMonitor,
+    window: Processed<'_>,
+    deployed: Option<&ModelRecord>,
+) {
+    if window.deployed.is_some() {
+        monitor.refitted();
+    } else if window.refit_requested {
+        monitor.refit_abandoned();
+    }
+    if let Some(v) = window.fitted {
+        state.last_version = state.last_version.max(v);
+    }
+    state.deployed_version = window.deployed.or(deployed).map(|m| m.version);
+    state.drift = monitor.snapshot();
+}
+
+/// What [`advance`] needs of a window's outcome (its records are already
+/// on their way to the transaction).
+pub(super) struct Processed<'a> {
+    /// The model this window deploys.
+    pub deployed: Option<&'a ModelRecord>,
+    /// The drift monitor asked for this window's refit.
+    pub refit_requested: bool,
+    /// The version fitted, deployed or not.
+    pub fitted: Option<u64>,
+}
+
+/// Position to commit per partition: past everything read, but never past an
+/// event still held by an open window; with the resume state as metadata.
+pub(super) fn commit_offsets(
+    topic: &str,
+    next: &BTreeMap<i32, i64>,
+    held: &BTreeMap<i32, i64>,
+    closed_through_ms: Option<i64>,
+    engine: &EngineState,
+) -> BTreeMap<(String, i32), (i64, String)> {
+    next.iter()
+        .map(|(&p, &n)| {
+            let state = ResumeState {
+                closed_through_ms,
+                read_through: BTreeMap::from([(p, n)]),
+                engine: Some(engine.clone()),
+            };
+            let metadata = serde_json::to_string(&state).unwrap_or_default();
+            (
+                (topic.to_string(), p),
+                (held.get(&p).map_or(n, |&h| h.min(n)), metadata),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::DriftState;
+
+    fn engine(windows: u64, deployed: u64) -> EngineState {
+        EngineState {
+            windows,
+            drift: MonitorSnapshot {
+                history: vec![1, 1, 0],
+                state: DriftState::Drift,
+                ..MonitorSnapshot::default()
+            },
+            deployed_version: Some(deployed),
+            last_version: deployed + 1,
+        }
+    }
+
+    #[test]
+    fn the_newest_engine_state_wins_and_positions_merge() {
+        let commits = commit_offsets(
+            "labs",
+            &BTreeMap::from([(0, 10), (1, 20)]),
+            &BTreeMap::from([(1, 15)]),
+            Some(3_600_000),
+            &engine(7, 2),
+        );
+        assert_eq!(commits[&("labs".to_string(), 0)].0, 10);
+        assert_eq!(commits[&("labs".to_string(), 1)].0, 15, "held back");
+        let mut states: Vec<ResumeState> = commits
+            .values()
+            .map(|(_, m)| serde_json::from_str(m).unwrap())
+            .collect();
+        // A partition not read since an older window carries older state.
+        states.push(ResumeState {
+            closed_through_ms: Some(0),
+            read_through: BTreeMap::from([(2, 5)]),
+            engine: Some(engine(3, 1)),
+        });
+        // And a commit from before the engine state was kept.
+        states.insert(
+            0,
+            serde_json::from_str(r#"{"closed_through_ms":1}"#).unwrap(),
+        );
+        let merged = merge(states);
+        assert_eq!(merged.closed_through_ms, Some(3_600_000));
+        assert_eq!(
+            merged.read_through,
+            BTreeMap::from([(0, 10), (1, 20), (2, 5)])
+        );
+        assert_eq!(merged.engine, Some(engine(7, 2)));
+    }
+
+    #[test]
+    fn the_state_fits_the_brokers_default_metadata_limit() {
+        let mut e = engine(u64::MAX, u64::MAX - 1);
+        // persist_m is validated small; 64 windows of history is generous.
+        e.drift.history = vec![1; 64];
+        let commits = commit_offsets(
+            "a-long-source-topic-name",
+            &BTreeMap::from([(i32::MAX, i64::MAX)]),
+            &BTreeMap::new(),
+            Some(i64::MAX),
+            &e,
+        );
+        let (_, metadata) = commits.values().next().unwrap();
+        assert!(metadata.len() < 4096, "{} bytes", metadata.len());
+    }
+}
