@@ -2126,7 +2126,10 @@ fn hostile_events_are_routed_once_and_the_window_still_publishes() {
     hostile.extend([
         ("truncated avro", valid[..valid.len() / 2].to_vec()),
         ("another schema's datum", other),
-        ("json on an avro topic", resynth::source::simulator::encode_event_json(&w1[3])),
+        (
+            "json on an avro topic",
+            resynth::source::simulator::encode_event_json(&w1[3]),
+        ),
         ("100 KB avro string", long_string),
         ("NaN lab value", with_value(f64::NAN)),
         ("infinite lab value", with_value(f64::INFINITY)),
@@ -2227,23 +2230,43 @@ fn hostile_events_are_routed_once_and_the_window_still_publishes() {
         &stderr[stderr.len().saturating_sub(4000)..]
     );
     let summary = common::json_summary(&stdout);
-    eprintln!("hostile run: peak RSS {} MiB; summary {summary}", peak_kib / 1024);
+    eprintln!(
+        "hostile run: peak RSS {} MiB; summary {summary}",
+        peak_kib / 1024
+    );
     assert!(peak_kib > 0, "VmHWM was read");
     assert!(
         peak_kib < 1024 * 1024,
         "peak RSS {} MiB stays below 1 GiB",
         peak_kib / 1024
     );
-    assert!(summary["batches_published"].as_u64().unwrap() >= 1, "{summary}");
-    assert_eq!(summary["dead_lettered"].as_u64().unwrap(), hostile.len() as u64);
-    assert_eq!(summary["late"].as_u64().unwrap(), 1, "only the year-1900 event");
+    assert!(
+        summary["batches_published"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["dead_lettered"].as_u64().unwrap(),
+        hostile.len() as u64
+    );
+    assert_eq!(
+        summary["late"].as_u64().unwrap(),
+        1,
+        "only the year-1900 event"
+    );
     assert_eq!(summary["dead_letters_truncated"].as_u64().unwrap(), 1);
     assert!(!common::read_all(brokers, &topo.output.topic).is_empty());
 
     // Late topic: the year-1900 event alone, byte for byte. No valid event
     // was made late by the year-3000 one.
     let late = common::read_all(brokers, topo.kafka.late_topic.as_deref().unwrap());
-    assert_eq!(late.len(), 1, "late: {:?}", late.iter().map(|r| r.header("resynth.error")).collect::<Vec<_>>());
+    assert_eq!(
+        late.len(),
+        1,
+        "late: {:?}",
+        late.iter()
+            .map(|r| r.header("resynth.error"))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(late[0].payload, late_payload);
     assert!(late[0].header("resynth.error").unwrap().starts_with("late"));
 
@@ -2283,11 +2306,22 @@ fn hostile_events_are_routed_once_and_the_window_still_publishes() {
         cut.header("resynth.payload.original_bytes").unwrap(),
         big.len().to_string()
     );
-    let digest: String = Sha256::digest(&big).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha256::digest(&big)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(cut.header("resynth.payload.sha256").unwrap(), digest);
-    assert!(cut.payload.len() > 1_040_000, "kept {} bytes", cut.payload.len());
+    assert!(
+        cut.payload.len() > 1_040_000,
+        "kept {} bytes",
+        cut.payload.len()
+    );
     assert_eq!(&big[..cut.payload.len()], &cut.payload[..]);
-    assert!(cut.header("resynth.payload.truncated_reason").unwrap().contains("1048588"));
+    assert!(
+        cut.header("resynth.payload.truncated_reason")
+            .unwrap()
+            .contains("1048588")
+    );
 
     // Everything was accounted for: the committed offsets reach the end.
     assert_eq!(

@@ -61,10 +61,7 @@ impl Limits {
     pub fn uniform(producer_max: usize, topic_max: usize, topics: &[&str]) -> Limits {
         Limits {
             producer_max,
-            topics: topics
-                .iter()
-                .map(|t| (t.to_string(), topic_max))
-                .collect(),
+            topics: topics.iter().map(|t| (t.to_string(), topic_max)).collect(),
         }
     }
 
@@ -93,14 +90,16 @@ impl Limits {
         for (k, v) in properties {
             config.set(k, v);
         }
-        let admin: AdminClient<DefaultClientContext> =
-            match config.set("bootstrap.servers", brokers).create() {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "cannot create an admin client; dead letters sized to the broker default");
-                    return limits;
-                }
-            };
+        let admin: AdminClient<DefaultClientContext> = match config
+            .set("bootstrap.servers", brokers)
+            .create()
+        {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "cannot create an admin client; dead letters sized to the broker default");
+                return limits;
+            }
+        };
         let specs: Vec<ResourceSpecifier> =
             topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
         let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
@@ -125,8 +124,11 @@ impl Limits {
                                   "cannot describe max.message.bytes; using the broker default")
                         }
                         (None, Ok(_)) => {
-                            warn!(topic, default = BROKER_DEFAULT_MAX_MESSAGE_BYTES,
-                                  "no max.message.bytes in the topic config; using the broker default")
+                            warn!(
+                                topic,
+                                default = BROKER_DEFAULT_MAX_MESSAGE_BYTES,
+                                "no max.message.bytes in the topic config; using the broker default"
+                            )
                         }
                     }
                 }
@@ -210,7 +212,10 @@ pub fn fit(record: &mut OutRecord, own_headers: usize, limit: usize) -> bool {
     record.headers.extend([
         (TRUNCATED.to_string(), b"true".to_vec()),
         (TRUNCATED_REASON.to_string(), reason_for(kept).into_bytes()),
-        (ORIGINAL_BYTES.to_string(), original.to_string().into_bytes()),
+        (
+            ORIGINAL_BYTES.to_string(),
+            original.to_string().into_bytes(),
+        ),
         (ORIGINAL_SHA256.to_string(), digest.into_bytes()),
     ]);
     true
@@ -269,7 +274,11 @@ mod tests {
         assert_eq!(header(&r, TRUNCATED), Some("true"));
         assert_eq!(header(&r, ORIGINAL_BYTES), Some(&*(room + 1).to_string()));
         assert_eq!(header(&r, ORIGINAL_SHA256), Some(&*hex_sha256(&original)));
-        assert_eq!(r.key.as_deref(), Some(&b"kkkkk"[..]), "the key fits and stays");
+        assert_eq!(
+            r.key.as_deref(),
+            Some(&b"kkkkk"[..]),
+            "the key fits and stays"
+        );
     }
 
     #[test]
@@ -278,7 +287,10 @@ mod tests {
         let original = r.payload.clone();
         assert!(fit(&mut r, 2, BROKER_DEFAULT_MAX_MESSAGE_BYTES));
         let size = record_bytes(&r);
-        assert!(size <= BROKER_DEFAULT_MAX_MESSAGE_BYTES - SAFETY_MARGIN, "{size}");
+        assert!(
+            size <= BROKER_DEFAULT_MAX_MESSAGE_BYTES - SAFETY_MARGIN,
+            "{size}"
+        );
         // Nothing wasted: the cut leaves less than the marker headers' slack.
         assert!(
             size + 200 > BROKER_DEFAULT_MAX_MESSAGE_BYTES - SAFETY_MARGIN,
@@ -291,7 +303,10 @@ mod tests {
             "the digest is of the whole original payload"
         );
         let reason = header(&r, TRUNCATED_REASON).unwrap();
-        assert!(reason.contains(&format!("first {} bytes", r.payload.len())), "{reason}");
+        assert!(
+            reason.contains(&format!("first {} bytes", r.payload.len())),
+            "{reason}"
+        );
         assert!(reason.contains("1048676 bytes"), "{reason}");
         // Our headers and the source's stay.
         assert_eq!(header(&r, "resynth.error"), Some("not avro"));
@@ -306,9 +321,17 @@ mod tests {
         assert!(fit(&mut r, 2, limit));
         assert!(record_bytes(&r) <= limit - SAFETY_MARGIN);
         assert_eq!(header(&r, HEADERS_DROPPED), Some("2 header(s), 3024 bytes"));
-        assert!(header(&r, KEY_DROPPED).unwrap().starts_with("3000 bytes, sha256 "));
+        assert!(
+            header(&r, KEY_DROPPED)
+                .unwrap()
+                .starts_with("3000 bytes, sha256 ")
+        );
         assert_eq!(r.key, None);
-        assert_eq!(header(&r, "resynth.error"), Some("not avro"), "ours are kept");
+        assert_eq!(
+            header(&r, "resynth.error"),
+            Some("not avro"),
+            "ours are kept"
+        );
         assert_eq!(r.payload.len(), 100, "the payload fits once they are gone");
         assert!(header(&r, TRUNCATED).is_none(), "and is not marked cut");
         // The headers alone fit: the key is kept, only the headers go.

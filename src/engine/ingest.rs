@@ -604,7 +604,10 @@ mod tests {
         assert_eq!(d.raw.message(*i).offset, 1);
         assert_eq!(e.metric_reason(), "event_time_future");
         let text = e.to_string();
-        assert!(text.contains("86400000 ms ahead of the wall clock"), "{text}");
+        assert!(
+            text.contains("86400000 ms ahead of the wall clock"),
+            "{text}"
+        );
         assert!(!text.contains("32503680000000"), "no value in the reason");
         let mut w = Windower::new(WindowSpec::tumbling(1_000, 0));
         let sorted = sort_rows(&mut d, &mut w, &BTreeMap::new());
