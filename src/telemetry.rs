@@ -8,8 +8,12 @@ use std::net::SocketAddr;
 
 /// Source events read from Kafka.
 pub const EVENTS_IN: &str = "resynth_events_in_total";
-/// Events sent to the dead-letter topic, by `reason` (decode).
+/// Events sent to the dead-letter topic, by `reason` (`decode`, or
+/// `event_time_future` for events beyond `window.max_future_ms`).
 pub const DEAD_LETTERED: &str = "resynth_events_dead_lettered_total";
+/// Dead letters and late events whose payload was cut to fit their topic's
+/// `max.message.bytes` (original size and SHA-256 in headers), by `topic`.
+pub const DEAD_LETTERS_TRUNCATED: &str = "resynth_dead_letters_truncated_total";
 /// Too-late events (every window holding them finalised), by `topic` (the
 /// source) and `policy` (`topic`: sent to the late topic; `drop`: dropped).
 pub const EVENTS_LATE: &str = "resynth_events_late_total";
@@ -85,6 +89,7 @@ pub const BUILD_INFO: &str = "resynth_build_info";
 pub const CATALOGUE: &[&str] = &[
     EVENTS_IN,
     DEAD_LETTERED,
+    DEAD_LETTERS_TRUNCATED,
     EVENTS_LATE,
     EVENTS_LATE_ACCEPTED,
     BUFFERED_EVENTS,
@@ -194,7 +199,9 @@ pub fn zero_counters(topology: &str) {
     ] {
         metrics::counter!(name, "topology" => t()).increment(0);
     }
-    metrics::counter!(DEAD_LETTERED, "topology" => t(), "reason" => "decode").increment(0);
+    for reason in ["decode", "event_time_future"] {
+        metrics::counter!(DEAD_LETTERED, "topology" => t(), "reason" => reason).increment(0);
+    }
     for result in ["committed", "aborted"] {
         metrics::counter!(TRANSACTIONS, "topology" => t(), "result" => result).increment(0);
     }

@@ -2043,3 +2043,289 @@ mod prom {
         );
     }
 }
+
+/// Hostile bytes on a real source topic (issue 16) and the two poison
+/// events of issue 12: a payload at the source topic's size limit, whose
+/// dead letter plus headers cannot fit the dead-letter topic (defect 7), and
+/// one event dated year 3000 among a window's events (defect 8). Each
+/// hostile event ends once on the dead-letter topic (the year-1900 event on
+/// the late topic) with its original bytes, or cut with a verifiable digest;
+/// no valid event is late; the valid window still publishes and the engine
+/// exits 0 with bounded memory.
+#[test]
+fn hostile_events_are_routed_once_and_the_window_still_publishes() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use resynth::source::simulator::{LabEvent, encode_event_avro};
+    use sha2::{Digest, Sha256};
+    use std::process::Stdio;
+
+    let brokers = common::kafka();
+    let rt = rt();
+    let id = common::unique("hostile");
+    let dir = tempfile::tempdir().unwrap();
+    let topo = common::topology(brokers, &id, dir.path());
+    let topics = common::all_topics(&topo);
+    rt.block_on(common::create_topics(
+        brokers,
+        &topics.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        1,
+    ));
+    let schema = RecordSchema::load(&topo.source.schema).unwrap();
+    let window_ms = (topo.window.size_secs * 1000) as i64;
+    let sim = simulator(window_ms);
+    let (w0, w1) = (sim.window_events(0), sim.window_events(1));
+    assert!(
+        w0.len() > 2 * 4096,
+        "window 0 spans several decode batches, so window 0 is final before the hostile events"
+    );
+    let avro = |e: &LabEvent| encode_event_avro(&schema, e).unwrap();
+    let at = |t: i64| LabEvent {
+        event_time_ms: t,
+        ..w1[0].clone()
+    };
+    let with_value = |v: f64| {
+        let mut b = avro(&w1[1]);
+        // lab_value is the union's double branch (index 1), then lab_unit.
+        let unit = w1[1].lab_unit.as_bytes();
+        let tail = 1 + 8 + 1 + unit.len();
+        let pos = b.len() - tail;
+        assert_eq!(b[pos], 0x02, "double branch");
+        b[pos + 1..pos + 9].copy_from_slice(&v.to_le_bytes());
+        b
+    };
+    assert!(w1[1].lab_value.is_some());
+    let other_schema = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"Other","fields":[{"name":"flag","type":"boolean"},{"name":"n","type":"double"}]}"#,
+    )
+    .unwrap();
+    let other = resynth::schema::write_datum(
+        &other_schema,
+        apache_avro::types::Value::Record(vec![
+            ("flag".into(), apache_avro::types::Value::Boolean(true)),
+            ("n".into(), apache_avro::types::Value::Double(2.5)),
+        ]),
+    )
+    .unwrap();
+    let valid = avro(&w1[2]);
+    let mut long_string = vec![0x80, 0x9a, 0x0c]; // varint 100,000 (zigzag)
+    long_string.extend(std::iter::repeat_n(b'x', 100_000));
+    // At the source topic's limit (1,048,588 bytes per batch, less the batch
+    // and record framing of one unkeyed record): random bytes.
+    let mut big = vec![0u8; 1_048_500];
+    {
+        use rand::{Rng, SeedableRng};
+        rand::rngs::StdRng::seed_from_u64(7).fill(&mut big[..]);
+    }
+    let year_1900 = -2_208_988_800_000;
+    let year_3000 = 32_503_680_000_000;
+    let mut hostile: Vec<(&str, Vec<u8>)> = resynth::schema::fuzz::hostile_cases()
+        .into_iter()
+        .filter(|(_, b)| b.len() < 1_000_000)
+        .collect();
+    hostile.extend([
+        ("truncated avro", valid[..valid.len() / 2].to_vec()),
+        ("another schema's datum", other),
+        (
+            "json on an avro topic",
+            resynth::source::simulator::encode_event_json(&w1[3]),
+        ),
+        ("100 KB avro string", long_string),
+        ("NaN lab value", with_value(f64::NAN)),
+        ("infinite lab value", with_value(f64::INFINITY)),
+        ("year 3000", avro(&at(year_3000))),
+        ("1 MB random at the source limit", big.clone()),
+    ]);
+    let late_payload = avro(&at(year_1900));
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("message.max.bytes", "2000000")
+        .set("linger.ms", "20")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let send = |key: &[u8], payload: &[u8]| {
+        let mut record = BaseRecord::to(&topo.kafka.source_topic)
+            .key(key)
+            .payload(payload);
+        if payload.len() > 1_000_000 {
+            // No key: the record must fit the topic's limit on its own.
+            record = BaseRecord::to(&topo.kafka.source_topic).payload(payload);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::error::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(20));
+                }
+                Err((e, _)) => panic!("producing {} bytes: {e}", payload.len()),
+            }
+        }
+    };
+    for e in &w0 {
+        send(e.patient_id.as_bytes(), &avro(e));
+    }
+    let half = w1.len() / 2;
+    for e in &w1[..half] {
+        send(e.patient_id.as_bytes(), &avro(e));
+    }
+    for (name, b) in &hostile {
+        send(name.as_bytes(), b);
+    }
+    send(b"year 1900", &late_payload);
+    for e in &w1[half..] {
+        send(e.patient_id.as_bytes(), &avro(e));
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let produced = common::high_watermarks(brokers, &topo.kafka.source_topic)[0].1 as usize;
+    assert_eq!(
+        produced,
+        w0.len() + w1.len() + hostile.len() + 1,
+        "the source accepted every hostile payload"
+    );
+
+    // The real binary, so the exit code and peak RSS are the engine's own.
+    let file = binder_support::write_topology(&topo, dir.path());
+    let mut child = binder_support::resynth()
+        .arg("run")
+        .arg(&file)
+        .args(["--until-idle", "3", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    let err_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    // VmHWM is monotonic: its last reading before exit is the peak so far.
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(v) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(v);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = out_reader.join().unwrap();
+    let stderr = err_reader.join().unwrap();
+    assert!(
+        status.success(),
+        "engine exits 0: {status}\n{}",
+        &stderr[stderr.len().saturating_sub(4000)..]
+    );
+    let summary = common::json_summary(&stdout);
+    eprintln!(
+        "hostile run: peak RSS {} MiB; summary {summary}",
+        peak_kib / 1024
+    );
+    assert!(peak_kib > 0, "VmHWM was read");
+    assert!(
+        peak_kib < 1024 * 1024,
+        "peak RSS {} MiB stays below 1 GiB",
+        peak_kib / 1024
+    );
+    assert!(
+        summary["batches_published"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["dead_lettered"].as_u64().unwrap(),
+        hostile.len() as u64
+    );
+    assert_eq!(
+        summary["late"].as_u64().unwrap(),
+        1,
+        "only the year-1900 event"
+    );
+    assert_eq!(summary["dead_letters_truncated"].as_u64().unwrap(), 1);
+    assert!(!common::read_all(brokers, &topo.output.topic).is_empty());
+
+    // Late topic: the year-1900 event alone, byte for byte. No valid event
+    // was made late by the year-3000 one.
+    let late = common::read_all(brokers, topo.kafka.late_topic.as_deref().unwrap());
+    assert_eq!(
+        late.len(),
+        1,
+        "late: {:?}",
+        late.iter()
+            .map(|r| r.header("resynth.error"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(late[0].payload, late_payload);
+    assert!(late[0].header("resynth.error").unwrap().starts_with("late"));
+
+    // Dead letters: each hostile payload exactly once, with its bytes; the
+    // oversized one cut to fit, with its size and digest.
+    let dead = common::read_all(brokers, &topo.kafka.dead_letter_topic);
+    assert_eq!(dead.len(), hostile.len());
+    for (name, bytes) in &hostile {
+        let found: Vec<&common::Read> = dead
+            .iter()
+            .filter(|r| {
+                if r.header("resynth.payload.truncated").is_some() {
+                    bytes.len() == 1_048_500 && bytes.starts_with(&r.payload)
+                } else {
+                    &r.payload == bytes
+                }
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{name}: exactly one dead letter");
+        let r = found[0];
+        let reason = r.header("resynth.error").unwrap();
+        assert!(!reason.is_empty(), "{name}");
+        assert!(r.header("resynth.source.offset").is_some(), "{name}");
+        if *name == "year 3000" {
+            assert!(reason.contains("ahead of the wall clock"), "{reason}");
+        }
+        if *name == "NaN lab value" || *name == "infinite lab value" {
+            assert!(reason.contains("NaN or infinite"), "{reason}");
+        }
+    }
+    let cut = dead
+        .iter()
+        .find(|r| r.header("resynth.payload.truncated").is_some())
+        .expect("the 1 MB payload is dead-lettered, cut");
+    assert_eq!(cut.header("resynth.payload.truncated").unwrap(), "true");
+    assert_eq!(
+        cut.header("resynth.payload.original_bytes").unwrap(),
+        big.len().to_string()
+    );
+    let digest: String = Sha256::digest(&big)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(cut.header("resynth.payload.sha256").unwrap(), digest);
+    assert!(
+        cut.payload.len() > 1_040_000,
+        "kept {} bytes",
+        cut.payload.len()
+    );
+    assert_eq!(&big[..cut.payload.len()], &cut.payload[..]);
+    assert!(
+        cut.header("resynth.payload.truncated_reason")
+            .unwrap()
+            .contains("1048588")
+    );
+
+    // Everything was accounted for: the committed offsets reach the end.
+    assert_eq!(
+        common::committed(brokers, &topo.kafka.group_id, &topo.kafka.source_topic),
+        common::high_watermarks(brokers, &topo.kafka.source_topic)
+    );
+}

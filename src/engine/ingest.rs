@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use rdkafka::message::{Headers, Message};
 
 use crate::schema::decode::{DecodeError, DecodedBatch, EventDecoder};
+use crate::window::future::{FutureBound, Latest};
 use crate::window::{PanePiece, PushStats, Windower, split_by_pane};
 
 /// Messages per batch handed to the decode thread.
@@ -149,11 +150,16 @@ pub struct Decoded {
     pub errors: Vec<(usize, DecodeError)>,
 }
 
-fn decode(decoder: &mut EventDecoder, pane_ms: i64, raw: RawBatch) -> Decoded {
+fn decode(
+    decoder: &mut EventDecoder,
+    pane_ms: i64,
+    raw: RawBatch,
+    bound: Option<Latest>,
+) -> Decoded {
     let mut row_message = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
     for (i, m) in raw.messages.iter().enumerate() {
-        match decoder.decode(raw.bytes(m.payload), m.partition, m.offset) {
+        match decoder.decode_within(raw.bytes(m.payload), m.partition, m.offset, bound) {
             Ok(_) => row_message.push(i as u32),
             Err(e) => errors.push((i, e)),
         }
@@ -200,14 +206,29 @@ pub struct Sent {
 impl Ingest {
     /// `pane_ms` is the windower's pane length (`WindowSpec::pane_ms`): the
     /// worker cuts decoded rows by pane, so the poll thread files whole pieces.
-    pub fn new(mut decoder: EventDecoder, pane_ms: i64) -> Ingest {
+    pub fn new(decoder: EventDecoder, pane_ms: i64) -> Ingest {
+        Ingest::with_future_bound(decoder, pane_ms, None)
+    }
+
+    /// [`Ingest::new`], with events too far ahead of the wall clock
+    /// (`future`, see `window::future`) decoded as errors, so they are
+    /// dead-lettered and never reach a watermark.
+    pub fn with_future_bound(
+        mut decoder: EventDecoder,
+        pane_ms: i64,
+        future: Option<FutureBound>,
+    ) -> Ingest {
         let (to_worker, inbox) = sync_channel::<RawBatch>(IN_FLIGHT);
         let (outbox, from_worker) = sync_channel::<Decoded>(IN_FLIGHT);
         let worker = std::thread::Builder::new()
             .name("resynth-decode".into())
             .spawn(move || {
                 for raw in inbox {
-                    if outbox.send(decode(&mut decoder, pane_ms, raw)).is_err() {
+                    let bound = future.map(|f| f.now());
+                    if outbox
+                        .send(decode(&mut decoder, pane_ms, raw, bound))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -559,6 +580,42 @@ mod tests {
         assert_eq!(m.headers, &[("trace".to_string(), b"abc".to_vec())]);
         // b"\x02n" is a one-letter event_id; "ot avro" is no patient_id.
         assert!(e.to_string().contains("patient_id"), "{e}");
+    }
+
+    #[test]
+    fn an_event_far_ahead_of_the_wall_clock_is_an_error_and_moves_no_watermark() {
+        let future = FutureBound {
+            max_future_ms: 86_400_000,
+        };
+        let mut ing = Ingest::with_future_bound(
+            EventDecoder::new(schema(), EventFormat::Avro, "event_time").unwrap(),
+            1_000,
+            Some(future),
+        );
+        let now = crate::window::future::wall_clock_ms();
+        let year_3000 = 32_503_680_000_000;
+        ing.add(&message(0, 0, payload(1_000)));
+        ing.add(&message(0, 1, payload(year_3000)));
+        // Within the bound: an hour ahead is accepted.
+        ing.add(&message(0, 2, payload(now + 3_600_000)));
+        let mut d = ing.drain().pop().unwrap();
+        assert_eq!(d.rows.offset, vec![0, 2]);
+        let (i, e) = &d.errors[0];
+        assert_eq!(d.raw.message(*i).offset, 1);
+        assert_eq!(e.metric_reason(), "event_time_future");
+        let text = e.to_string();
+        assert!(
+            text.contains("86400000 ms ahead of the wall clock"),
+            "{text}"
+        );
+        assert!(!text.contains("32503680000000"), "no value in the reason");
+        let mut w = Windower::new(WindowSpec::tumbling(1_000, 0));
+        let sorted = sort_rows(&mut d, &mut w, &BTreeMap::new());
+        assert_eq!(sorted.bad.len(), 1);
+        assert!(
+            w.watermark_ms().unwrap() <= now + 3_600_000,
+            "the year-3000 event is in no watermark"
+        );
     }
 
     #[test]

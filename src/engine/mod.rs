@@ -8,6 +8,7 @@
 //! step over them, so a bad event is neither lost nor written twice.
 
 pub mod coordinator;
+pub mod dead_letter;
 mod held;
 pub mod ingest;
 mod state;
@@ -169,6 +170,9 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub events_in: u64,
     pub dead_lettered: u64,
+    /// Dead letters and late events whose payload was cut to fit their
+    /// topic (original size and SHA-256 in headers).
+    pub dead_letters_truncated: u64,
     /// Too-late events (sent to the late topic or dropped, per policy).
     pub late: u64,
     /// Events behind the watermark that still landed in an open window.
@@ -409,7 +413,13 @@ pub fn run(
         &topology.source.event_time_field,
     )
     .ok_or_else(|| EngineError::Check(vec!["source.event_time_field: unusable".into()]))?;
-    let mut ingest = Ingest::new(decoder, topology.window.spec().pane_ms());
+    let mut ingest = Ingest::with_future_bound(
+        decoder,
+        topology.window.spec().pane_ms(),
+        Some(crate::window::future::FutureBound {
+            max_future_ms: i64::try_from(topology.window.max_future_ms).unwrap_or(i64::MAX),
+        }),
+    );
     let mut windower = Windower::new(topology.window.spec());
     let registry =
         ModelRegistry::open(&topology.audit.dir, &name).map_err(EngineError::Registry)?;
@@ -506,6 +516,7 @@ pub fn run(
         topology,
         name: name.clone(),
         read_through: resume.read_through.clone(),
+        limits: routing_limits(topology, brokers, rt),
     };
     let mut pending = Pending {
         dead_letters: Vec::new(),
@@ -982,6 +993,29 @@ struct Lanes<'a> {
     name: String,
     /// Per partition, the previous run's read position (see `ResumeState`).
     read_through: BTreeMap<i32, i64>,
+    /// What the dead-letter and late topics accept.
+    limits: dead_letter::Limits,
+}
+
+/// The dead-letter and late topics' byte limits, described once at start.
+fn routing_limits(
+    topology: &Topology,
+    brokers: &str,
+    rt: &tokio::runtime::Handle,
+) -> dead_letter::Limits {
+    let mut topics = vec![topology.kafka.dead_letter_topic.as_str()];
+    if let Some(late) = topology.kafka.late_topic.as_deref()
+        && late != topology.kafka.dead_letter_topic
+    {
+        topics.push(late);
+    }
+    dead_letter::Limits::discover(
+        brokers,
+        &topology.kafka.properties,
+        &topics,
+        crate::sink::PRODUCER_MAX_MESSAGE_BYTES,
+        rt,
+    )
 }
 
 /// Sends what is being copied in, waits for every batch in flight and
@@ -1029,10 +1063,11 @@ fn absorb(
                 .unwrap_or(&topology.kafka.dead_letter_topic);
             for &i in &sorted.late {
                 pending.dead_letters.push(routed(
-                    topology,
+                    lanes,
                     &decoded.raw.message(i),
                     late_topic,
                     "late: every window holding its event time is already finalised",
+                    summary,
                 ));
             }
             pending.since.get_or_insert_with(Instant::now);
@@ -1040,14 +1075,15 @@ fn absorb(
     }
     if !sorted.bad.is_empty() {
         summary.dead_lettered += sorted.bad.len() as u64;
-        counter!(t::DEAD_LETTERED, "topology" => name.clone(), "reason" => "decode")
-            .increment(sorted.bad.len() as u64);
         for (i, e) in &sorted.bad {
+            counter!(t::DEAD_LETTERED, "topology" => name.clone(), "reason" => e.metric_reason())
+                .increment(1);
             pending.dead_letters.push(routed(
-                topology,
+                lanes,
                 &decoded.raw.message(*i),
                 &topology.kafka.dead_letter_topic,
                 &e.to_string(),
+                summary,
             ));
         }
         pending.since.get_or_insert_with(Instant::now);
@@ -1067,8 +1103,16 @@ fn absorb(
 }
 
 /// The original message, bytes and headers intact, for the dead-letter or
-/// late topic, with the reason and its source coordinates added.
-fn routed(topology: &Topology, msg: &SourceMessage, topic: &str, error: &str) -> OutRecord {
+/// late topic, with the reason and its source coordinates added; cut to fit
+/// the topic when it is too large (`dead_letter::fit`), and counted then.
+fn routed(
+    lanes: &Lanes,
+    msg: &SourceMessage,
+    topic: &str,
+    error: &str,
+    summary: &mut RunSummary,
+) -> OutRecord {
+    let topology = lanes.topology;
     let mut headers = vec![
         ("resynth.error".to_string(), error.as_bytes().to_vec()),
         (
@@ -1088,13 +1132,23 @@ fn routed(topology: &Topology, msg: &SourceMessage, topic: &str, error: &str) ->
             topology.name.clone().into_bytes(),
         ),
     ];
+    let own = headers.len();
     headers.extend(msg.headers.iter().cloned());
-    OutRecord {
+    let mut record = OutRecord {
         topic: topic.to_string(),
         key: msg.key.map(|k| k.to_vec()),
         payload: msg.payload.to_vec(),
         headers,
+    };
+    if dead_letter::fit(&mut record, own, lanes.limits.for_topic(topic)) {
+        summary.dead_letters_truncated += 1;
+        counter!(t::DEAD_LETTERS_TRUNCATED, "topology" => lanes.name.clone(),
+                 "topic" => topic.to_string())
+        .increment(1);
+        warn!(topology = %lanes.name, topic, partition = msg.partition, offset = msg.offset,
+              bytes = msg.payload.len(), "routed payload too large for its topic: truncated, digest in headers");
     }
+    record
 }
 
 /// A small window's events joined with the next window's (merge forward).

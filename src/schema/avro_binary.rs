@@ -32,6 +32,10 @@ pub enum AvroProblem {
     BadEnumIndex,
     #[error("not a valid UUID")]
     BadUuid,
+    /// NaN and ±infinity are valid IEEE bits but no measurement: a window's
+    /// AVG would carry them into the training table and the model.
+    #[error("NaN or infinite number")]
+    NotFinite,
 }
 
 /// One field's value, held until the whole record has been read.
@@ -233,6 +237,14 @@ fn push_uuid(text: &mut String, uuid: uuid::Uuid) -> Slot {
 }
 
 #[inline]
+fn finite(x: f64) -> Result<Slot, AvroProblem> {
+    if x.is_finite() {
+        Ok(Slot::Float(x))
+    } else {
+        Err(AvroProblem::NotFinite)
+    }
+}
+
 fn read_field(
     f: &PlanField,
     r: &mut Cursor<'_>,
@@ -251,8 +263,8 @@ fn read_field(
     Ok(match &f.wire {
         Wire::Int => Slot::Int(i64::from(r.int()?)),
         Wire::Long => Slot::Int(r.long()?),
-        Wire::Float => Slot::Float(f64::from(f32::from_le_bytes(r.array()?))),
-        Wire::Double => Slot::Float(f64::from_le_bytes(r.array()?)),
+        Wire::Float => finite(f64::from(f32::from_le_bytes(r.array()?)))?,
+        Wire::Double => finite(f64::from_le_bytes(r.array()?))?,
         Wire::Boolean => match r.array::<1>()? {
             [0] => Slot::Bool(false),
             [1] => Slot::Bool(true),

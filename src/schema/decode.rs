@@ -38,6 +38,23 @@ pub enum DecodeError {
     Field { field: String, expected: String },
     #[error("field {field:?}: event time is missing")]
     MissingEventTime { field: String },
+    /// Too far ahead of the wall clock (`window.max_future_ms`): it would
+    /// move its partition's watermark and make valid events late.
+    #[error(
+        "field {field:?}: event time is more than {max_future_ms} ms ahead of the wall clock \
+         (window.max_future_ms); it is not windowed and does not move the watermark"
+    )]
+    FutureEventTime { field: String, max_future_ms: i64 },
+}
+
+impl DecodeError {
+    /// The `reason` label of `resynth_events_dead_lettered_total`.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            DecodeError::FutureEventTime { .. } => "event_time_future",
+            _ => "decode",
+        }
+    }
 }
 
 enum Builder {
@@ -120,7 +137,28 @@ impl EventDecoder {
         partition: i32,
         offset: i64,
     ) -> Result<i64, DecodeError> {
+        self.decode_within(payload, partition, offset, None)
+    }
+
+    /// [`decode`](Self::decode), rejecting an event whose time is after
+    /// `bound.latest_ms` (see `window::future`).
+    pub fn decode_within(
+        &mut self,
+        payload: &[u8],
+        partition: i32,
+        offset: i64,
+        bound: Option<crate::window::future::Latest>,
+    ) -> Result<i64, DecodeError> {
         let time = self.parse(payload)?;
+        if let Some(b) = bound
+            && time > b.latest_ms
+        {
+            self.slots.clear();
+            return Err(DecodeError::FutureEventTime {
+                field: self.schema.fields[self.time_index].name.clone(),
+                max_future_ms: b.max_future_ms,
+            });
+        }
         for (builder, slot) in self.builders.iter_mut().zip(self.slots.drain(..)) {
             append(builder, slot, &self.text, payload);
         }
@@ -201,7 +239,9 @@ impl EventDecoder {
                 }
                 (Scalar::I64(i), FieldKind::Float | FieldKind::Double) => Slot::Float(i as f64),
                 (Scalar::U64(u), FieldKind::Float | FieldKind::Double) => Slot::Float(u as f64),
-                (Scalar::F64(f), FieldKind::Float | FieldKind::Double) => Slot::Float(f),
+                (Scalar::F64(f), FieldKind::Float | FieldKind::Double) if f.is_finite() => {
+                    Slot::Float(f)
+                }
                 _ => return Err(bad()),
             };
             if field.kind == FieldKind::Int
@@ -328,6 +368,37 @@ mod tests {
             lab_value: Some(7.2),
             lab_unit: "%".into(),
         }
+    }
+
+    #[test]
+    fn nan_and_infinite_avro_doubles_are_errors_naming_the_field() {
+        let schema =
+            RecordSchema::load(std::path::Path::new("schemas/ehr/lab_result.avsc")).unwrap();
+        let mut d = decoder(EventFormat::Avro);
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut e = event();
+            // Encoded with a finite placeholder, then its 8 bytes replaced
+            // (apache-avro writes NaN too; this keeps the layout explicit).
+            e.lab_value = Some(1.5);
+            let mut bytes = encode_event_avro(&schema, &e).unwrap();
+            let at = bytes
+                .windows(8)
+                .position(|w| w == 1.5f64.to_le_bytes())
+                .unwrap();
+            bytes[at..at + 8].copy_from_slice(&bad.to_le_bytes());
+            let err = d.decode(&bytes, 0, 0).unwrap_err();
+            assert_eq!(
+                err,
+                DecodeError::Avro {
+                    field: "lab_value".into(),
+                    problem: AvroProblem::NotFinite
+                }
+            );
+        }
+        assert!(d.is_empty(), "nothing appended");
+        // A finite value still decodes.
+        let ok = encode_event_avro(&schema, &event()).unwrap();
+        assert!(d.decode(&ok, 0, 0).is_ok());
     }
 
     #[test]

@@ -23,6 +23,11 @@ use rdkafka::{Offset, TopicPartitionList};
 pub use lineage::{Lineage, header_names};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The producer's `message.max.bytes` (set after `kafka.properties`, so it
+/// is the effective value): synthetic batches are small, and dead letters
+/// are sized to their topic's own, usually smaller, limit
+/// (`engine::dead_letter`).
+pub const PRODUCER_MAX_MESSAGE_BYTES: usize = 10_000_000;
 
 /// A record to write, with its headers.
 #[derive(Debug, Clone)]
@@ -66,7 +71,7 @@ impl Publisher {
             .set("bootstrap.servers", brokers)
             .set("transactional.id", transactional_id)
             .set("enable.idempotence", "true")
-            .set("message.max.bytes", "10000000")
+            .set("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES.to_string())
             .set("queue.buffering.max.messages", "1000000")
             .set("linger.ms", "5");
         let producer: BaseProducer = config.create().map_err(SinkError::Create)?;

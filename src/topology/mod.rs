@@ -200,6 +200,13 @@ pub struct WindowConfig {
     /// windows close, instead of growing without limit.
     #[serde(default = "default_max_buffered_rows")]
     pub max_buffered_rows: usize,
+    /// An event whose event time is more than this many milliseconds ahead
+    /// of the wall clock goes to the dead-letter topic (reason
+    /// `event_time_future`) and never moves a watermark: one event dated in
+    /// year 3000 would otherwise make its partition's valid events late.
+    /// Default 86,400,000 (one day). Historic data is never affected.
+    #[serde(default = "default_max_future_ms")]
+    pub max_future_ms: u64,
 }
 
 /// What happens to events whose windows are all finalised.
@@ -400,6 +407,11 @@ fn default_idle_timeout() -> u64 {
 fn default_max_buffered_rows() -> usize {
     5_000_000
 }
+fn default_max_future_ms() -> u64 {
+    86_400_000
+}
+/// Ten years: more is no sanity bound, and now + it stays far from overflow.
+const MAX_FUTURE_MS_CEILING: u64 = 10 * 366 * 86_400_000;
 fn default_table() -> String {
     "events".to_string()
 }
@@ -606,6 +618,12 @@ impl Topology {
         }
         if w.max_buffered_rows == 0 {
             p.push("window.max_buffered_rows: must be > 0".into());
+        }
+        if w.max_future_ms == 0 || w.max_future_ms > MAX_FUTURE_MS_CEILING {
+            p.push(format!(
+                "window.max_future_ms: must be > 0 and ≤ {MAX_FUTURE_MS_CEILING} (ten years); got {}",
+                w.max_future_ms
+            ));
         }
         if self.kafka.late_topic.as_deref().is_some_and(str::is_empty) {
             p.push("kafka.late_topic: must not be empty when given".into());

@@ -24,6 +24,7 @@
 //!   finalised. Each pane remembers the source offsets it holds, so the
 //!   engine commits only offsets whose events are in no open pane.
 
+pub mod future;
 pub mod pane;
 pub mod sql;
 

@@ -79,15 +79,9 @@ fn random_int(rng: &mut StdRng) -> i32 {
 
 fn random_double(rng: &mut StdRng) -> f64 {
     match rng.random_range(0..4) {
-        0 => [
-            0.0,
-            -0.0,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::MIN_POSITIVE,
-            f64::MAX,
-        ][rng.random_range(0..7)],
+        // NaN and ±infinity are dead-lettered (AvroProblem::NotFinite,
+        // tested in decode::tests), so valid records hold finite extremes.
+        0 => [0.0, -0.0, f64::MIN_POSITIVE, f64::MAX, f64::MIN][rng.random_range(0..5)],
         _ => (rng.random::<f64>() - 0.5) * 10f64.powi(rng.random_range(-10..10)),
     }
 }
