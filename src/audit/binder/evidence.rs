@@ -229,7 +229,8 @@ mod tests {
         assert_eq!(find("age=≥65")["train_share"], 0.5);
         assert_eq!(find("age=≥65")["synthetic_rows"], 0);
         assert_eq!(find("age=[40, 65)")["synthetic_share"], 0.5);
-        assert_eq!(find("age=(missing)")["synthetic_rows"], 1);
+        // No training row is missing: "(missing)" is pooled even at k = 1.
+        assert_eq!(find("age=(levels under 1 rows)")["synthetic_rows"], 1);
     }
 
     /// Issue 16: small real cells never leave by number or by name.
