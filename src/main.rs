@@ -657,6 +657,7 @@ fn validate(
             &tables.train,
             &tables.holdout,
             &tables.synthetic,
+            spec.gate.small_cell_min,
         )?;
         for path in written {
             println!("wrote {}", path.display());

@@ -170,6 +170,7 @@ fn a_fresh_draw_passes_and_both_reports_are_written() {
         "exact_match",
         "dcr_share",
         "nndr_share",
+        "outlier_replication",
         "k_anonymity_risk",
         "singling_out_risk",
         "utility_auroc_gap",

@@ -9,10 +9,20 @@
 //! produce the same page; the caller decides where it is written.
 //!
 //! These are health data, so the page shows aggregates only: histograms,
-//! category shares and correlation matrices, never rows. Categories held by
-//! fewer than five real (training or holdout) records are folded into
-//! "other" (small-cell suppression), and histogram ranges stop at the
-//! 1st/99th percentiles so that no single extreme patient is pinpointed.
+//! category shares and correlation matrices, never rows, and it applies
+//! small-cell suppression at `gate.small_cell_min` (k, 11 by default):
+//! - categories held by 1 to k − 1 real (training or holdout) records are
+//!   folded into "other", and when "other" itself would hold 1 to k − 1
+//!   real records the smallest shown categories join it (complementary
+//!   suppression: a share read off the other bars would give it back);
+//! - a histogram bin holding 1 to k − 1 real values is drawn empty for that
+//!   side (its values still count in the densities' denominator);
+//! - missing and non-missing counts of 1 to k − 1 are written `<k`, and the
+//!   other count of that side rounded to tens;
+//! - no exact real extreme is shown: histogram ranges start from the
+//!   1st/99th percentiles (winsorised: values beyond fall in the edge bins)
+//!   and are rounded outward to a power of ten of at least a hundredth of
+//!   their width, so no axis end or note is a real patient's value.
 //!
 //! Charts are drawn with plotters' SVG backend without fonts: plotters lays
 //! text out with a naive width estimate (≈ 0.55 em per character) and the
@@ -24,7 +34,9 @@
 //! # use resynth::gate::GateReport;
 //! # use resynth::table::{Column, Table};
 //! let t = Table::new(vec![Column::numeric("age", vec![31.0, 45.0, 52.0, 67.0])]);
-//! let ctx = HtmlContext { title: "labs", meta: vec![], train: &t, holdout: None, synthetic: &t };
+//! let ctx = HtmlContext {
+//!     title: "labs", meta: vec![], train: &t, holdout: None, synthetic: &t, min_cell: 11,
+//! };
 //! let html = render(&GateReport::new(vec![]), &ctx).unwrap();
 //! assert!(html.contains("PASS") && html.contains("<svg"));
 //! ```
@@ -39,7 +51,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
-use crate::gate::{GateReport, OperatorResult, PRIVACY_SKIPPED, QualityScores, operator};
+use crate::gate::{GateReport, OperatorResult, PRIVACY_SKIPPED, QualityScores, cells, operator};
 use crate::stats::{RankedColumn, quantile_sorted, sorted_finite, spearman_ranked};
 use crate::table::{Column, ColumnValues, NULL_CODE, Table};
 
@@ -51,9 +63,6 @@ const TEMPLATE: &str = include_str!("report.html.j2");
 const HIST_BINS: usize = 30;
 /// Categories shown by name per chart; the rest are summed into "other".
 const TOP_CATEGORIES: usize = 15;
-/// Small-cell suppression: a category held by 1–4 real records is not
-/// named on the page (the usual threshold for published health tables).
-const MIN_CELL: u64 = 5;
 /// Beyond this a matrix's labels become unreadable at page width.
 const MAX_HEATMAP_COLUMNS: usize = 30;
 /// Labels longer than this are cut with an ellipsis so the plot keeps room.
@@ -81,6 +90,9 @@ pub struct HtmlContext<'a> {
     /// the training data, the yardstick for the synthetic gap.
     pub holdout: Option<&'a Table>,
     pub synthetic: &'a Table,
+    /// Small-cell threshold k (`gate.small_cell_min`): no count of 1 to
+    /// k − 1 real records is shown.
+    pub min_cell: usize,
 }
 
 /// Why the page could not be produced (the data itself never is a reason).
@@ -200,7 +212,7 @@ struct StatNote {
 #[derive(Serialize)]
 struct SideNote {
     side: &'static str,
-    values: usize,
+    values: String,
     missing: String,
 }
 
@@ -358,6 +370,7 @@ impl Stage {
             operator::EXACT_MATCH
             | operator::DCR_SHARE
             | operator::NNDR_SHARE
+            | operator::OUTLIER_REPLICATION
             | PRIVACY_SKIPPED
             | operator::K_ANONYMITY_RISK
             | operator::L_DIVERSITY => Stage::Privacy,
@@ -599,8 +612,8 @@ fn column_plot(
 ) -> Result<ColumnPlot, HtmlError> {
     let gathered = gather(ctx, name);
     let (svg, sides, notes) = match gathered.kind {
-        Kind::Numeric => numeric_chart(name, &gathered.present)?,
-        Kind::Categorical => categorical_chart(name, &gathered.present)?,
+        Kind::Numeric => numeric_chart(name, &gathered.present, ctx.min_cell)?,
+        Kind::Categorical => categorical_chart(name, &gathered.present, ctx.min_cell)?,
     };
     Ok(ColumnPlot {
         name: name.to_string(),
@@ -631,17 +644,31 @@ fn column_statistic(report: &GateReport, name: &str, kind: Kind) -> Option<StatN
     })
 }
 
-fn side_note(side: Side, values: usize, rows: usize) -> SideNote {
+/// Values and missing share of one side. On a real side a count of 1 to
+/// k − 1 (either one) is written `<k` and the other rounded to tens, so
+/// the row total does not give the small one back.
+fn side_note(side: Side, values: usize, rows: usize, k: usize) -> SideNote {
+    let missing = rows - values;
+    let small = |c: usize| side.is_real() && cells::is_small(c, k);
+    let tens = |c: usize| format!("≈{}", (c + 5) / 10 * 10);
+    let values_text = if small(values) {
+        format!("<{k}")
+    } else if small(missing) {
+        tens(values)
+    } else {
+        values.to_string()
+    };
     SideNote {
         side: side.label(),
-        values,
+        values: values_text,
         missing: if rows == 0 {
             "no rows".to_string()
+        } else if small(missing) {
+            format!("<{k} missing")
+        } else if small(values) {
+            format!("{} missing", tens(missing))
         } else {
-            format!(
-                "{} missing",
-                fmt_share((rows - values) as f64 / rows as f64)
-            )
+            format!("{} missing", fmt_share(missing as f64 / rows as f64))
         },
     }
 }
@@ -654,8 +681,12 @@ type ChartParts = (String, Vec<SideNote>, Vec<String>);
 struct Histogram {
     lo: f64,
     width: f64,
-    /// Density per bin (integrates to 1), per side with values.
+    /// Density per bin (integrates to 1 before suppression), per side
+    /// with values.
     series: Vec<(Side, Vec<f64>)>,
+    /// Bins drawn empty on a real side because they held 1 to k − 1
+    /// values.
+    suppressed: usize,
 }
 
 impl Histogram {
@@ -663,19 +694,41 @@ impl Histogram {
     /// (training when it has any), so a handful of extreme records neither
     /// squash the plot nor show where they sit. Values beyond fall into the
     /// edge bins, which keeps every density integrating to one.
-    fn new(samples: &[(Side, Vec<f64>)], bins: usize) -> Option<(Histogram, Side)> {
+    fn new(samples: &[(Side, Vec<f64>)], bins: usize, k: usize) -> Option<(Histogram, Side)> {
         let (reference, sorted) = samples.iter().find(|(_, s)| !s.is_empty())?;
         let (lo, hi) = bin_range(
             quantile_sorted(sorted, 0.01)?,
             quantile_sorted(sorted, 0.99)?,
         )?;
+        let (lo, hi) = round_outward(lo, hi);
         let width = (hi - lo) / bins as f64;
+        let mut suppressed = 0;
         let series = samples
             .iter()
             .filter(|(_, s)| !s.is_empty())
-            .map(|(side, s)| (*side, densities(s, lo, width, bins)))
+            .map(|(side, s)| {
+                let total = s.len() as f64 * width;
+                let dens = bin_counts(s, lo, width, bins)
+                    .into_iter()
+                    .map(|c| {
+                        if side.is_real() && cells::is_small(c as usize, k) {
+                            suppressed += 1;
+                            0.0
+                        } else {
+                            c as f64 / total
+                        }
+                    })
+                    .collect();
+                (*side, dens)
+            })
             .collect();
-        Some((Histogram { lo, width, series }, *reference))
+        let hist = Histogram {
+            lo,
+            width,
+            series,
+            suppressed,
+        };
+        Some((hist, *reference))
     }
 
     fn bins(&self) -> usize {
@@ -707,7 +760,24 @@ fn bin_range(lo: f64, hi: f64) -> Option<(f64, f64)> {
     (lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()).then_some((lo, hi))
 }
 
-fn densities(values: &[f64], lo: f64, width: f64, bins: usize) -> Vec<f64> {
+/// `[lo, hi]` widened to multiples of a round step (the power of ten at
+/// or above a hundredth of the width), so the axis ends and the note are
+/// round numbers rather than percentiles that may equal a real value.
+fn round_outward(lo: f64, hi: f64) -> (f64, f64) {
+    let width = hi - lo;
+    if !width.is_finite() || width <= 0.0 {
+        return (lo, hi);
+    }
+    let step = 10f64.powf((width / 100.0).log10().ceil());
+    let (a, b) = ((lo / step).floor() * step, (hi / step).ceil() * step);
+    if a.is_finite() && b.is_finite() && b > a {
+        (a, b)
+    } else {
+        (lo, hi)
+    }
+}
+
+fn bin_counts(values: &[f64], lo: f64, width: f64, bins: usize) -> Vec<u64> {
     let mut counts = vec![0u64; bins];
     for &x in values {
         let bin = ((x - lo) / width).floor();
@@ -719,11 +789,14 @@ fn densities(values: &[f64], lo: f64, width: f64, bins: usize) -> Vec<f64> {
         };
         counts[bin] += 1;
     }
-    let total = values.len() as f64 * width;
-    counts.into_iter().map(|c| c as f64 / total).collect()
+    counts
 }
 
-fn numeric_chart(name: &str, present: &[(Side, &Column)]) -> Result<ChartParts, HtmlError> {
+fn numeric_chart(
+    name: &str,
+    present: &[(Side, &Column)],
+    k: usize,
+) -> Result<ChartParts, HtmlError> {
     let samples: Vec<(Side, Vec<f64>, usize)> = present
         .iter()
         .filter_map(|(side, c)| match &c.values {
@@ -733,10 +806,10 @@ fn numeric_chart(name: &str, present: &[(Side, &Column)]) -> Result<ChartParts, 
         .collect();
     let notes_by_side = samples
         .iter()
-        .map(|(side, s, rows)| side_note(*side, s.len(), *rows))
+        .map(|(side, s, rows)| side_note(*side, s.len(), *rows, k))
         .collect();
     let sorted: Vec<(Side, Vec<f64>)> = samples.into_iter().map(|(s, v, _)| (s, v)).collect();
-    let Some((hist, reference)) = Histogram::new(&sorted, HIST_BINS) else {
+    let Some((hist, reference)) = Histogram::new(&sorted, HIST_BINS, k) else {
         let message = if sorted.iter().all(|(_, s)| s.is_empty()) {
             "no finite values on any side"
         } else {
@@ -746,14 +819,21 @@ fn numeric_chart(name: &str, present: &[(Side, &Column)]) -> Result<ChartParts, 
         return Ok((svg, notes_by_side, Vec::new()));
     };
     let svg = svg_chart(name, (600, 340), |root| draw_histogram(root, &hist, name))?;
-    let note = format!(
-        "{HIST_BINS} bins over the {} 1st–99th percentiles [{}, {}]; values beyond fall in \
-         the edge bins; densities, missing values excluded",
+    let mut notes = vec![format!(
+        "{HIST_BINS} bins over the {} 1st–99th percentiles rounded outward, [{}, {}]; values \
+         beyond fall in the edge bins; densities, missing values excluded",
         reference.label(),
         fmt_num(hist.lo),
         fmt_num(hist.hi())
-    );
-    Ok((svg, notes_by_side, vec![note]))
+    )];
+    if hist.suppressed > 0 {
+        notes.push(format!(
+            "{} real-data bins holding fewer than {k} values are drawn empty (small-cell \
+             suppression)",
+            hist.suppressed
+        ));
+    }
+    Ok((svg, notes_by_side, notes))
 }
 
 fn draw_histogram(root: &Area<'_>, hist: &Histogram, name: &str) -> DrawResult {
@@ -886,7 +966,7 @@ struct CategorySample<'a> {
     values: u64,
 }
 
-fn category_sample<'a>(side: Side, column: &'a Column) -> (CategorySample<'a>, SideNote) {
+fn category_sample<'a>(side: Side, column: &'a Column, k: usize) -> (CategorySample<'a>, SideNote) {
     let mut sample = CategorySample {
         side,
         counts: HashMap::new(),
@@ -905,7 +985,7 @@ fn category_sample<'a>(side: Side, column: &'a Column) -> (CategorySample<'a>, S
             sample.values += 1;
         }
     }
-    let note = side_note(side, sample.values as usize, rows);
+    let note = side_note(side, sample.values as usize, rows, k);
     (sample, note)
 }
 
@@ -919,7 +999,7 @@ struct Bars {
 impl Bars {
     /// Top categories by the first side with values (training when it has
     /// any), small real categories and the tail summed into "other".
-    fn new(samples: &[CategorySample<'_>]) -> Option<Bars> {
+    fn new(samples: &[CategorySample<'_>], k: usize) -> Option<Bars> {
         let reference = samples.iter().find(|s| s.values > 0)?;
         let mut labels: Vec<&str> = Vec::new();
         for label in samples.iter().flat_map(|s| s.counts.keys()) {
@@ -936,15 +1016,31 @@ impl Bars {
         let small = |l: &str| {
             samples
                 .iter()
-                .any(|s| s.side.is_real() && (1..MIN_CELL).contains(&count(s, l)))
+                .any(|s| s.side.is_real() && cells::is_small(count(s, l) as usize, k))
         };
         let suppressed = labels.iter().filter(|l| small(l)).count();
-        let shown: Vec<&str> = labels
+        let mut shown: Vec<&str> = labels
             .iter()
             .copied()
             .filter(|l| !small(l))
             .take(TOP_CATEGORIES)
             .collect();
+        // Complementary suppression: "other" must not hold 1 to k − 1 real
+        // records either, or the shown shares give it back.
+        let other_small = |shown: &[&str]| {
+            samples.iter().any(|s| {
+                let rest: u64 = s
+                    .counts
+                    .iter()
+                    .filter(|(l, _)| !shown.contains(l))
+                    .map(|(_, c)| c)
+                    .sum();
+                s.side.is_real() && cells::is_small(rest as usize, k)
+            })
+        };
+        while !shown.is_empty() && other_small(&shown) {
+            shown.pop();
+        }
         let folded = labels.len() - shown.len();
         let series = samples
             .iter()
@@ -981,12 +1077,16 @@ fn shares(sample: &CategorySample<'_>, shown: &[&str], other: bool) -> Vec<f64> 
     out
 }
 
-fn categorical_chart(name: &str, present: &[(Side, &Column)]) -> Result<ChartParts, HtmlError> {
+fn categorical_chart(
+    name: &str,
+    present: &[(Side, &Column)],
+    k: usize,
+) -> Result<ChartParts, HtmlError> {
     let (samples, side_notes): (Vec<_>, Vec<_>) = present
         .iter()
-        .map(|(side, c)| category_sample(*side, c))
+        .map(|(side, c)| category_sample(*side, c, k))
         .unzip();
-    let Some(bars) = Bars::new(&samples) else {
+    let Some(bars) = Bars::new(&samples, k) else {
         let svg = message_chart(name, "no non-missing values on any side")?;
         return Ok((svg, side_notes, Vec::new()));
     };
@@ -1001,7 +1101,7 @@ fn categorical_chart(name: &str, present: &[(Side, &Column)]) -> Result<ChartPar
             bars.folded,
             if bars.suppressed > 0 {
                 format!(
-                    " and {} held by fewer than {MIN_CELL} real records",
+                    " and {} held by fewer than {k} real records",
                     bars.suppressed
                 )
             } else {
@@ -1495,7 +1595,7 @@ mod tests {
                 }
             })
             .collect();
-        let sex = labels(&[("F", 100), ("M", 90), ("<script>", 10)]);
+        let sex = labels(&[("F", 100), ("M", 88), ("<script>", 12)]);
         Table::new(vec![
             Column::numeric("age", age),
             Column::numeric("bmi", bmi),
@@ -1525,6 +1625,7 @@ mod tests {
             train,
             holdout: Some(holdout),
             synthetic: synth,
+            min_cell: 11,
         };
         render(report, &ctx).unwrap()
     }
@@ -1599,6 +1700,7 @@ mod tests {
         assert!(verdicts[at("Privacy")..at("Other")].contains("inference_risk"));
         assert_eq!(Stage::of("l_diversity"), Stage::Privacy);
         assert_eq!(Stage::of(operator::NNDR_SHARE), Stage::Privacy);
+        assert_eq!(Stage::of(operator::OUTLIER_REPLICATION), Stage::Privacy);
         assert_eq!(Stage::of("utility_subgroup_gap"), Stage::Utility);
         assert_eq!(Stage::of("conditional_ks"), Stage::Fidelity);
     }
@@ -1695,10 +1797,11 @@ mod tests {
             (Side::Training, values.clone()),
             (Side::Synthetic, vec![-1e6, 500.0, 1e6]),
         ];
-        let (hist, reference) = Histogram::new(&samples, 30).unwrap();
+        let (hist, reference) = Histogram::new(&samples, 30, 1).unwrap();
         assert_eq!(reference, Side::Training);
-        // numpy.percentile(range(1000), [1, 99]) = [9.99, 989.01]
-        assert!((hist.lo - 9.99).abs() < 1e-9 && (hist.hi() - 989.01).abs() < 1e-9);
+        // numpy.percentile(range(1000), [1, 99]) = [9.99, 989.01], rounded
+        // outward to the step 10 (width 979.02 / 100 = 9.79 → 10).
+        assert!((hist.lo - 0.0).abs() < 1e-9 && (hist.hi() - 990.0).abs() < 1e-9);
         for (_, d) in &hist.series {
             let mass: f64 = d.iter().map(|x| x * hist.width).sum();
             assert!((mass - 1.0).abs() < 1e-9);
@@ -1707,9 +1810,9 @@ mod tests {
         let third = 1.0 / 3.0 / hist.width;
         assert!((synthetic[0] - third).abs() < 1e-12 && (synthetic[29] - third).abs() < 1e-12);
         // A constant column gets a visible range around its value.
-        let (flat, _) = Histogram::new(&[(Side::Training, vec![7.0; 10])], 30).unwrap();
+        let (flat, _) = Histogram::new(&[(Side::Training, vec![7.0; 10])], 30, 11).unwrap();
         assert!(flat.lo < 7.0 && flat.hi() > 7.0);
-        assert!(Histogram::new(&[(Side::Training, vec![])], 30).is_none());
+        assert!(Histogram::new(&[(Side::Training, vec![])], 30, 11).is_none());
     }
 
     #[test]
@@ -1723,9 +1826,9 @@ mod tests {
         let samples: Vec<CategorySample<'_>> =
             [(Side::Training, &train), (Side::Synthetic, &synth)]
                 .into_iter()
-                .map(|(s, c)| category_sample(s, c).0)
+                .map(|(s, c)| category_sample(s, c, 5).0)
                 .collect();
-        let bars = Bars::new(&samples).unwrap();
+        let bars = Bars::new(&samples, 5).unwrap();
         assert_eq!(bars.labels.len(), TOP_CATEGORIES + 1);
         assert_eq!(bars.labels[0], "c00");
         assert!(!bars.labels.iter().any(|l| l == "rare"));
@@ -1776,6 +1879,7 @@ mod tests {
             train: &wide,
             holdout: None,
             synthetic: &wide,
+            min_cell: 11,
         };
         let c = correlations(&ctx).unwrap();
         assert_eq!(c.charts.len(), 3);

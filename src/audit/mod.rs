@@ -14,6 +14,8 @@ pub mod consumers;
 pub mod html;
 pub mod openlineage;
 pub mod recorder;
+#[cfg(test)]
+mod tests_cells;
 pub mod validation;
 
 use std::fs::File;

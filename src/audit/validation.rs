@@ -69,13 +69,15 @@ pub struct ValidationRecord {
     pub report: GateReport,
 }
 
-/// Writes `validation.json` and `validation.html` into `dir`.
+/// Writes `validation.json` and `validation.html` into `dir`; the page
+/// suppresses real counts below `min_cell` (`gate.small_cell_min`).
 pub fn write(
     dir: &Path,
     record: &ValidationRecord,
     train: &Table,
     holdout: &Table,
     synthetic: &Table,
+    min_cell: usize,
 ) -> Result<Vec<PathBuf>, AuditError> {
     crate::owner_only::create_dir_all(dir).map_err(|source| AuditError::Io {
         path: dir.to_path_buf(),
@@ -115,6 +117,7 @@ pub fn write(
         train,
         holdout: Some(holdout),
         synthetic,
+        min_cell,
     };
     let html_path = dir.join("validation.html");
     let page = html::render(&record.report, &ctx).map_err(|e| AuditError::Io {

@@ -365,6 +365,7 @@ pub fn process(
             &synthetic,
             &topo.roles,
             topo.gate.k_anonymity_k,
+            topo.gate.small_cell_min,
         );
         let failed: Vec<String> = report
             .results
@@ -462,6 +463,7 @@ pub fn process(
                 },
             ),
         ],
+        topo.gate.small_cell_min,
     ) {
         Ok(page) => out.html_reports.push((run_id.clone(), page)),
         // The JSON report is the evidence; a page that fails to render is
@@ -612,6 +614,7 @@ fn html_page(
     holdout: &crate::table::Table,
     synthetic: &crate::table::Table,
     meta: &[(&str, String)],
+    min_cell: usize,
 ) -> Result<String, crate::audit::html::HtmlError> {
     let ctx = crate::audit::html::HtmlContext {
         title: "resynth batch validation report",
@@ -622,6 +625,7 @@ fn html_page(
         train,
         holdout: Some(holdout),
         synthetic,
+        min_cell,
     };
     crate::audit::html::render(report, &ctx)
 }

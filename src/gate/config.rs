@@ -57,6 +57,13 @@ pub struct GateConfig {
     /// them by chance, plus this margin. Default 0.001 (0.1 % of rows).
     /// Must be in [0, 1].
     pub exact_match_margin: f64,
+    /// Allowance on top of the holdout's outlier-replication share: the
+    /// share of synthetic rows that reproduce a real extreme (a numeric
+    /// column's exact training minimum or maximum, or a category held by
+    /// fewer than `small_cell_min` training patients) may exceed the share
+    /// of holdout rows that do only by this margin (and by more than
+    /// sampling explains). Default 0.001 (0.1 % of rows). Must be in [0, 1].
+    pub outlier_replication_margin: f64,
     /// Synthetic rows used for the distance-to-closest-record test; larger
     /// batches are subsampled (seeded) on the synthetic side only, because
     /// the exact nearest-neighbour scan costs rows × reference rows × columns.
@@ -183,6 +190,15 @@ pub struct GateConfig {
     /// percentile to within about ±1 % of false fails. Default 200. Must be
     /// ≥ 20.
     pub null_replicates: usize,
+    /// Small-cell threshold: the fewest real records (training or holdout
+    /// rows; patients where the table has privacy units) behind any count
+    /// that leaves the gate by name or number. Subgroup levels held by
+    /// fewer training rows are pooled (`subgroup_share`); categories held
+    /// by fewer training patients are the rare real categories
+    /// `outlier_replication` guards; and reports (HTML, JSON, binder
+    /// evidence) show a real count below it only as "<k", never exactly.
+    /// Default 11 (the CMS cell-size rule). Must be at least 2.
+    pub small_cell_min: usize,
 }
 
 impl Default for GateConfig {
@@ -196,6 +212,7 @@ impl Default for GateConfig {
             dcr_share_cap: 0.55,
             nndr_share_cap: 0.10,
             exact_match_margin: 0.001,
+            outlier_replication_margin: 0.001,
             max_dcr_synthetic_rows: 5000,
             contingency_tv_max: 0.15,
             conditional_ks_max: 0.15,
@@ -217,6 +234,7 @@ impl Default for GateConfig {
             false_fail_rate: 0.04,
             subgroup_loss_max: 0.5,
             null_replicates: 200,
+            small_cell_min: 11,
         }
     }
 }
@@ -264,12 +282,15 @@ impl GateConfig {
             (0.05..=1.0).contains(&self.nndr_share_cap),
             "[0.05, 1]",
         );
-        check(
-            "exact_match_margin",
-            self.exact_match_margin,
-            (0.0..=1.0).contains(&self.exact_match_margin),
-            "[0, 1]",
-        );
+        for (field, value) in [
+            ("exact_match_margin", self.exact_match_margin),
+            (
+                "outlier_replication_margin",
+                self.outlier_replication_margin,
+            ),
+        ] {
+            check(field, value, (0.0..=1.0).contains(&value), "[0, 1]");
+        }
         check(
             "contingency_tv_max",
             self.contingency_tv_max,
@@ -329,6 +350,7 @@ impl GateConfig {
             ("l_diversity_min", self.l_diversity_min, 1),
             ("anonymeter_n_attacks", self.anonymeter_n_attacks, 10),
             ("null_replicates", self.null_replicates, 20),
+            ("small_cell_min", self.small_cell_min, 2),
         ] {
             if value < least {
                 problems.push(format!(

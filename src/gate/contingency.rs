@@ -192,6 +192,7 @@ pub(crate) fn contingency(
             [&coded[i], &coded[j]],
             gated,
             config.contingency_tv_max,
+            config.small_cell_min,
         );
         (gated, r)
     });
@@ -211,6 +212,7 @@ fn pair_result(
     coded: [&Coded; 2],
     gated: bool,
     threshold: f64,
+    min_cell: usize,
 ) -> OperatorResult {
     let [a, b] = coded;
     let levels = (a.levels(), b.levels());
@@ -232,17 +234,32 @@ fn pair_result(
     let (cell, pr, ps) = worst;
     let kb = levels.1 as u64;
     let label = |c: &Coded, i: u64| c.labels.get(i as usize).cloned().unwrap_or_default();
+    // A cell of 1 to k − 1 training rows is neither named nor counted
+    // (small-cell suppression, `gate.small_cell_min`).
+    let cell_rows = (pr * real.n as f64).round() as usize;
+    let (place, training) = if super::cells::is_small(cell_rows, min_cell) {
+        (
+            format!("a cell of fewer than {min_cell} training rows"),
+            super::cells::share(cell_rows, real.n as usize, min_cell, 2),
+        )
+    } else {
+        (
+            format!(
+                "({}={}, {}={})",
+                names[0],
+                label(a, cell / kb.max(1)),
+                names[1],
+                label(b, cell % kb.max(1)),
+            ),
+            format!("{:.2}%", 100.0 * pr),
+        )
+    };
     let mut explanation = format!(
-        "joint total variation {tv:.4} over {}×{} cells; largest gap at ({}={}, {}={}): {:.2}% \
-         synthetic vs {:.2}% training{}",
+        "joint total variation {tv:.4} over {}×{} cells; largest gap at {place}: {:.2}% \
+         synthetic vs {training} training{}",
         levels.0,
         levels.1,
-        names[0],
-        label(a, cell / kb.max(1)),
-        names[1],
-        label(b, cell % kb.max(1)),
         100.0 * ps,
-        100.0 * pr,
         floor_note(floor),
     );
     if !gated {

@@ -50,6 +50,7 @@ mod aggregate;
 mod anonymeter;
 mod anonymity;
 mod calibration;
+pub mod cells;
 mod codes;
 mod conditional;
 mod config;
@@ -59,13 +60,14 @@ mod fidelity;
 mod input;
 mod membership;
 mod null;
+mod outliers;
 mod parallel;
 mod privacy;
 mod report;
 #[cfg(test)]
 mod risk_tests;
 mod roles;
-mod subgroups;
+pub mod subgroups;
 #[cfg(test)]
 mod tests;
 mod units;
@@ -153,7 +155,8 @@ pub enum GateError {
 /// contingency, configured conditionals), then utility (TSTR vs TRTR when
 /// `roles.target` is set), then privacy; SDMetrics-style averages and
 /// ungated evidence go to `GateReport::aggregates` / `reported`. Privacy
-/// is exact match, DCR, membership inference, then — on
+/// is exact match, DCR, NNDR, outlier replication (real extremes and rare
+/// categories reproduced), membership inference, then — on
 /// `roles.quasi_identifiers`, when declared — k-anonymity risk,
 /// l-diversity, singling-out, linkability and inference risk. `seed`
 /// drives every subsample, bootstrap and attack, so equal inputs and seed
@@ -286,6 +289,12 @@ fn run(
     }
     let aggregates = aggregates.with_dcr_overfitting(train, holdout, synthetic, config, seed)?;
     let mut private = privacy::privacy(train, holdout, synthetic, config, seed)?;
+    private.push(outliers::outlier_replication(
+        &columns,
+        (holdout.n_rows(), synthetic.n_rows()),
+        units,
+        config,
+    ));
     private.extend(membership::membership(
         train, holdout, synthetic, config, units, seed,
     )?);

@@ -26,6 +26,11 @@ pub mod operator {
     /// Share of synthetic rows whose nearest-neighbour distance ratio to
     /// training is below the holdout's 5th percentile.
     pub const NNDR_SHARE: &str = "nndr_share";
+    /// Share of synthetic rows reproducing a real extreme (a numeric
+    /// column's exact training minimum or maximum, or a category held by
+    /// fewer than `gate.small_cell_min` training patients), against the
+    /// holdout's share.
+    pub const OUTLIER_REPLICATION: &str = "outlier_replication";
     /// Total variation of a pair's 2-D contingency table.
     pub const CONTINGENCY_TV: &str = "contingency_tv";
     /// KS D (numeric) or TV (categorical) of a column within one stratum
@@ -58,7 +63,7 @@ pub mod operator {
     pub const INFERENCE_RISK: &str = "inference_risk";
 
     /// Every gated operator, in report order.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         KS,
         TOTAL_VARIATION,
         WASSERSTEIN_IQR,
@@ -71,6 +76,7 @@ pub mod operator {
         EXACT_MATCH,
         DCR_SHARE,
         NNDR_SHARE,
+        OUTLIER_REPLICATION,
         MIA_NEAREST_RECORD,
         MIA_DENSITY_RATIO,
         K_ANONYMITY_RISK,
@@ -125,7 +131,7 @@ pub struct OperatorResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateReport {
     /// Fidelity results first (per column, pairs, contingency, conditionals),
-    /// then utility, then privacy (exact match, DCR, membership inference,
+    /// then utility, then privacy (exact match, DCR, NNDR, outlier replication, membership inference,
     /// then the quasi-identifier operators), in column order.
     pub results: Vec<OperatorResult>,
     /// True only if every result passed.

@@ -14,13 +14,15 @@
 //! from the same resampling null: a group of four training rows can vanish
 //! from a fresh batch by chance, and its allowance says so.
 //!
-//! Levels with fewer than [`MIN_NAMED_LEVEL_ROWS`] training rows are scored
-//! together, as one level named `<column>=(levels under 11 rows)`: result
+//! Levels with fewer than `gate.small_cell_min` training rows (11 by
+//! default, [`MIN_NAMED_LEVEL_ROWS`]) are scored together, as one level
+//! named `<column>=(levels under 11 rows)`: result
 //! names leave the controlled environment in alerts and OpenLineage
 //! assertions, and a label that a handful of real patients hold (a rare
 //! code, a free-text value) is itself identifying. Pooled, their total share
 //! is still kept, without pushing the generator to reproduce any one rare
-//! label.
+//! label. Explanations give a real count below the threshold as `<11`
+//! (see [`super::cells`]).
 
 use super::config::GateConfig;
 use super::input::ColumnTriple;
@@ -29,11 +31,17 @@ use super::result;
 use super::roles::Roles;
 use super::utility::groups;
 
-/// Levels held by fewer training rows are pooled (see the module doc).
+/// Levels held by fewer training rows are pooled (see the module doc):
+/// the default of `gate.small_cell_min`.
 pub const MIN_NAMED_LEVEL_ROWS: usize = 11;
 
-/// The name of the pooled level of rare labels.
+/// The name of the pooled level of rare labels at the default threshold.
 pub const RARE_LEVELS: &str = "(levels under 11 rows)";
+
+/// The name of the pooled level of labels held by fewer than `k` rows.
+pub fn rare_levels(k: usize) -> String {
+    format!("(levels under {k} rows)")
+}
 
 /// One result per subgroup level with training rows.
 pub(crate) fn subgroup_shares(
@@ -63,14 +71,15 @@ pub(crate) fn subgroup_shares(
         let (nr, ns, nh) = (total(&r), total(&s), total(&h));
         // (name, training, synthetic, holdout rows) per scored level.
         let mut levels: Vec<(String, usize, usize, Option<usize>)> = Vec::new();
-        let mut rare = (RARE_LEVELS.to_string(), 0, 0, Some(0));
+        let k_min = config.small_cell_min;
+        let mut rare = (rare_levels(k_min), 0, 0, Some(0));
         for (k, name) in names.iter().enumerate() {
             if r[k] == 0 {
                 continue;
             }
             // Categorical levels are named by label in each table.
             let s_k = names_s.iter().position(|n| n == name).map_or(0, |i| s[i]);
-            if r[k] < MIN_NAMED_LEVEL_ROWS {
+            if r[k] < k_min {
                 rare.1 += r[k];
                 rare.2 += s_k;
                 rare.3 = rare.3.zip(h.get(k)).map(|(a, b)| a + b);
@@ -98,11 +107,11 @@ pub(crate) fn subgroup_shares(
                 floor,
                 statistic <= config.subgroup_loss_max,
                 format!(
-                    "{}={name}: {:.2}% of training rows ({}), {:.2}% of synthetic rows ({s_k}): \
+                    "{}={name}: {} of training rows ({}), {:.2}% of synthetic rows ({s_k}): \
                      relative loss of share {statistic:.3}{}",
                     subgroup.column,
-                    100.0 * p_r,
-                    r_k,
+                    super::cells::share(r_k, nr as usize, k_min, 2),
+                    super::cells::count(r_k, k_min),
                     100.0 * p_s,
                     super::contingency::floor_note(floor),
                 ),

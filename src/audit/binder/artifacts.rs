@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 use super::{Release, RunData};
 
 /// Privacy operators (Expert Determination inputs and privacy report).
-pub const PRIVACY_OPERATORS: [&str; 10] = [
+pub const PRIVACY_OPERATORS: [&str; 11] = [
     "exact_match",
     "dcr_share",
     "nndr_share",
+    "outlier_replication",
     "mia_nearest_record",
     "mia_density_ratio",
     "k_anonymity_risk",
@@ -64,6 +65,9 @@ fn attack_model(operator: &str) -> &'static str {
         }
         "nndr_share" => {
             "Recipient looks for released records that sit on one real patient rather than among several (nearest-neighbour distance ratio)."
+        }
+        "outlier_replication" => {
+            "Recipient who knows a real extreme (the highest or lowest value of a measurement, or a category only a few patients have) looks for it in the release to learn that its patient was in the training data."
         }
         "mia_nearest_record" | "mia_density_ratio" => {
             "Membership inference: an attacker holding the release and a candidate patient's full record decides whether that patient was in the training data."

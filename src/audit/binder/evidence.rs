@@ -7,14 +7,19 @@
 //!   quasi-identifiers match a training class smaller than 11, and the
 //!   same share for holdout records (the noise floor);
 //! - each declared subgroup's share of training, holdout and synthetic
-//!   records, for the subgroup report's collapse check.
+//!   records, for the subgroup report's collapse check. Small cells are
+//!   suppressed at `gate.small_cell_min` (k): levels held by fewer than k
+//!   training rows are pooled into one level named as the gate names it
+//!   (`<column>=(levels under k rows)`), and a real count of 1 to k − 1 is
+//!   written `"<k"` with its share left out (`null`).
 //!
 //! Pure functions over tables; counts and shares only, never values of a
 //! person.
 
 use serde_json::{Value, json};
 
-use crate::gate::Roles;
+use crate::gate::subgroups::rare_levels;
+use crate::gate::{Roles, cells};
 use crate::stats::equivalence_classes;
 use crate::table::{ColumnValues, NULL_CODE, Table};
 
@@ -79,18 +84,38 @@ fn labels(table: &Table, column: &str, bands: Option<&[f64]>) -> Option<Vec<Stri
     })
 }
 
-/// Per subgroup `column=label`: rows and shares in train, holdout, synthetic.
-pub fn subgroup_shares(train: &Table, holdout: &Table, synthetic: &Table, roles: &Roles) -> Value {
+/// Per subgroup `column=label`: rows and shares in train, holdout,
+/// synthetic, with small real cells suppressed at `k` (see the module doc).
+pub fn subgroup_shares(
+    train: &Table,
+    holdout: &Table,
+    synthetic: &Table,
+    roles: &Roles,
+    k: usize,
+) -> Value {
     let mut out = Vec::new();
     for sg in &roles.subgroups {
         let bands = sg.bands.as_deref();
-        let (Some(r), Some(h), Some(s)) = (
+        let (Some(mut r), Some(mut h), Some(mut s)) = (
             labels(train, &sg.column, bands),
             labels(holdout, &sg.column, bands),
             labels(synthetic, &sg.column, bands),
         ) else {
             continue;
         };
+        // Labels held by fewer than k training rows are pooled, on every side.
+        let mut train_counts: std::collections::HashMap<String, usize> = Default::default();
+        for x in &r {
+            *train_counts.entry(x.clone()).or_default() += 1;
+        }
+        let pooled = rare_levels(k);
+        for side in [&mut r, &mut h, &mut s] {
+            for x in side.iter_mut() {
+                if train_counts.get(x.as_str()).copied().unwrap_or(0) < k {
+                    *x = pooled.clone();
+                }
+            }
+        }
         let mut names: Vec<String> = r.iter().chain(&h).chain(&s).cloned().collect();
         names.sort();
         names.dedup();
@@ -98,10 +123,19 @@ pub fn subgroup_shares(train: &Table, holdout: &Table, synthetic: &Table, roles:
             let count = |v: &[String]| v.iter().filter(|x| **x == name).count();
             let (nr, nh, ns) = (count(&r), count(&h), count(&s));
             let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+            // A real count of 1 to k − 1, and the share that gives it back.
+            let real = |n: usize, of: usize| {
+                if cells::is_small(n, k) {
+                    (json!(format!("<{k}")), Value::Null)
+                } else {
+                    (json!(n), json!(share(n, of)))
+                }
+            };
+            let ((r_rows, r_share), (h_rows, h_share)) = (real(nr, r.len()), real(nh, h.len()));
             out.push(json!({
                 "subgroup": format!("{}={name}", sg.column), "column": sg.column, "label": name,
-                "train_rows": nr, "holdout_rows": nh, "synthetic_rows": ns,
-                "train_share": share(nr, r.len()), "holdout_share": share(nh, h.len()),
+                "train_rows": r_rows, "holdout_rows": h_rows, "synthetic_rows": ns,
+                "train_share": r_share, "holdout_share": h_share,
                 "synthetic_share": share(ns, s.len()),
                 "train_total": r.len(), "holdout_total": h.len(), "synthetic_total": s.len(),
             }));
@@ -117,6 +151,7 @@ pub fn batch_evidence(
     synthetic: &Table,
     roles: &Roles,
     gate_k: usize,
+    small_cell_min: usize,
 ) -> Value {
     let shares = |k| {
         small_class_shares(train, holdout, synthetic, &roles.quasi_identifiers, k)
@@ -124,7 +159,7 @@ pub fn batch_evidence(
     };
     json!({
         "k_anonymity": {"gate_k": shares(gate_k), "public_k": shares(PUBLIC_K)},
-        "subgroups": subgroup_shares(train, holdout, synthetic, roles),
+        "subgroups": subgroup_shares(train, holdout, synthetic, roles, small_cell_min),
     })
 }
 
@@ -181,6 +216,7 @@ mod tests {
             &t(vec![30.0]),
             &t(vec![50.0, f64::NAN]),
             &roles,
+            1,
         );
         let find = |name: &str| {
             v.as_array()
@@ -193,6 +229,46 @@ mod tests {
         assert_eq!(find("age=≥65")["train_share"], 0.5);
         assert_eq!(find("age=≥65")["synthetic_rows"], 0);
         assert_eq!(find("age=[40, 65)")["synthetic_share"], 0.5);
-        assert_eq!(find("age=(missing)")["synthetic_rows"], 1);
+        // No training row is missing: "(missing)" is pooled even at k = 1.
+        assert_eq!(find("age=(levels under 1 rows)")["synthetic_rows"], 1);
+    }
+
+    /// Issue 16: small real cells never leave by number or by name.
+    #[test]
+    fn subgroup_shares_suppress_small_real_cells() {
+        let site = |pattern: &[(&str, usize)]| {
+            let v: Vec<Option<&str>> = pattern
+                .iter()
+                .flat_map(|(l, n)| std::iter::repeat_n(Some(*l), *n))
+                .collect();
+            Table::new(vec![Column::categorical("site", &v)])
+        };
+        let roles = Roles {
+            subgroups: vec![Subgroup {
+                column: "site".into(),
+                bands: None,
+            }],
+            ..Default::default()
+        };
+        let train = site(&[("A", 40), ("B", 30), ("RARE-X", 3)]);
+        let holdout = site(&[("A", 40), ("B", 4), ("RARE-X", 1)]);
+        let synthetic = site(&[("A", 35), ("B", 35), ("RARE-X", 2)]);
+        let v = subgroup_shares(&train, &holdout, &synthetic, &roles, 11);
+        let text = v.to_string();
+        assert!(!text.contains("RARE-X"), "{text}");
+        let rows: Vec<&Value> = v.as_array().unwrap().iter().collect();
+        let find = |name: &str| rows.iter().find(|x| x["subgroup"] == name).unwrap();
+        // B: 30 training rows (shown), 4 holdout rows (suppressed, share too).
+        assert_eq!(find("site=B")["train_rows"], 30);
+        assert_eq!(find("site=B")["holdout_rows"], "<11");
+        assert_eq!(find("site=B")["holdout_share"], Value::Null);
+        let pooled = find("site=(levels under 11 rows)");
+        assert_eq!(pooled["train_rows"], "<11");
+        assert_eq!(pooled["train_share"], Value::Null);
+        assert_eq!(
+            pooled["synthetic_rows"], 2,
+            "synthetic counts are not real people"
+        );
+        assert_eq!(find("site=A")["holdout_rows"], 40);
     }
 }
