@@ -45,7 +45,7 @@ use super::units::{self, Units};
 use crate::table::{Column, ColumnValues, NULL_CODE};
 
 /// Separates this operator's random stream from the other operators'.
-const SEED_SALT: u64 = 0x6f75_746c_6965_72;
+const SEED_SALT: u64 = 0x006f_7574_6c69_6572;
 
 /// The real extremes of one training column.
 enum Extremes {
@@ -228,7 +228,7 @@ fn unit_permutation(
     let (rows, hits): (usize, usize) = pool
         .iter()
         .fold((0, 0), |(r, h), &(gr, gh)| (r + gr, h + gh));
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x756e_6974_73);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0075_6e69_7473);
     let mut out: Vec<f64> = (0..SHARE_PERMUTATIONS)
         .map(|_| {
             pool.shuffle(&mut rng);
