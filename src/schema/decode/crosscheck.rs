@@ -106,7 +106,8 @@ fn random_record(rng: &mut StdRng) -> Avro {
     let ni = random_int(rng);
     let l = random_long(rng);
     let t = random_long(rng);
-    let f = random_double(rng) as f32;
+    // f64::MAX and MIN overflow an f32 to infinity, which is a dead letter.
+    let f = (random_double(rng) as f32).clamp(f32::MIN, f32::MAX);
     let d = random_double(rng);
     let nd = random_double(rng);
     let b = rng.random_bool(0.5);
