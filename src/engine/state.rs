@@ -130,7 +130,7 @@ pub(super) fn restore(
     let Some(mut state) = committed else {
         return Ok(EngineState {
             deployed_version: on_file,
-            last_version: registry.latest_version().map_err(EngineError::Registry)?,
+            last_version: fitted_before(audit_log, topology, on_file)?,
             ..EngineState::default()
         });
     };
@@ -149,6 +149,28 @@ pub(super) fn restore(
     }
     state.deployed_version = deployed.as_ref().map(|m| m.version);
     Ok(state)
+}
+
+/// The last version used when Kafka holds no engine state: the newest
+/// `model_fitted` the audit log records for this topology, or the deployed
+/// pointer if that is newer. Not the model files: a model is saved before
+/// its window's transaction, so a kill between the two leaves a `vN.json`
+/// no commit ever published, and counting it would make the restarted run
+/// fit `vN+1` where the uninterrupted run fits `vN` (its save overwrites the
+/// orphan instead). Audit entries are written only once their window has
+/// committed (the commit journal), so they count only published work.
+fn fitted_before(
+    audit_log: &AuditLog,
+    topology: &str,
+    deployed: Option<u64>,
+) -> Result<u64, EngineError> {
+    let entries = crate::audit::verify(audit_log.path())?;
+    let logged = entries
+        .iter()
+        .filter(|e| e.topology == topology && e.kind == "model_fitted")
+        .filter_map(|e| e.data.get("version").and_then(serde_json::Value::as_u64))
+        .max();
+    Ok(logged.unwrap_or(0).max(deployed.unwrap_or(0)))
 }
 
 /// The state a processed window leaves, settled before its transaction so
@@ -185,18 +207,32 @@ pub(super) struct Processed<'a> {
 
 /// Position to commit per partition: past everything read, but never past an
 /// event still held by an open window; with the resume state as metadata.
+///
+/// The read position recorded is where routing is complete: every bad or
+/// late event below it is in this transaction or an earlier one. Messages
+/// still being decoded (`in_flight`, lowest offset per partition) are not
+/// routed yet, so the position stops at them; a kill after this commit must
+/// not make the next run skip them as already handled. It never moves back
+/// below the previous run's (`read_before`) either: a restarted run that
+/// commits before it has re-read that far would otherwise forget that the
+/// bad and late events between were already routed, and the run after it
+/// would route them again.
 pub(super) fn commit_offsets(
     topic: &str,
     next: &BTreeMap<i32, i64>,
     held: &BTreeMap<i32, i64>,
+    in_flight: &BTreeMap<i32, i64>,
+    read_before: &BTreeMap<i32, i64>,
     closed_through_ms: Option<i64>,
     engine: &EngineState,
 ) -> BTreeMap<(String, i32), (i64, String)> {
     next.iter()
         .map(|(&p, &n)| {
+            let routed = in_flight.get(&p).map_or(n, |&f| f.min(n));
+            let read = read_before.get(&p).map_or(routed, |&r| r.max(routed));
             let state = ResumeState {
                 closed_through_ms,
-                read_through: BTreeMap::from([(p, n)]),
+                read_through: BTreeMap::from([(p, read)]),
                 engine: Some(engine.clone()),
             };
             let metadata = serde_json::to_string(&state).unwrap_or_default();
@@ -232,6 +268,8 @@ mod tests {
             "labs",
             &BTreeMap::from([(0, 10), (1, 20)]),
             &BTreeMap::from([(1, 15)]),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
             Some(3_600_000),
             &engine(7, 2),
         );
@@ -261,6 +299,78 @@ mod tests {
         assert_eq!(merged.engine, Some(engine(7, 2)));
     }
 
+    /// A restarted run commits partition 0 after re-reading only to 4 of the
+    /// 9 the run before it read: the next run must still skip 4..9.
+    #[test]
+    fn a_restarted_run_never_records_a_read_position_behind_the_last() {
+        let before = BTreeMap::from([(0, 9), (1, 3)]);
+        let commits = commit_offsets(
+            "labs",
+            &BTreeMap::from([(0, 4), (1, 6)]),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &before,
+            None,
+            &engine(1, 1),
+        );
+        let states: Vec<ResumeState> = commits
+            .values()
+            .map(|(_, m)| serde_json::from_str(m).unwrap())
+            .collect();
+        assert_eq!(
+            commits[&("labs".to_string(), 0)].0,
+            4,
+            "the position is what was read"
+        );
+        assert_eq!(merge(states).read_through, BTreeMap::from([(0, 9), (1, 6)]));
+    }
+
+    /// Messages 6..12 of partition 0 were sent for decoding but not routed
+    /// when the window committed: a bad one among them is not in this
+    /// transaction, so the read position must stop at 6 for the next run to
+    /// dead-letter it. Partition 1 has nothing in flight.
+    #[test]
+    fn the_read_position_stops_at_messages_still_being_decoded() {
+        let commits = commit_offsets(
+            "labs",
+            &BTreeMap::from([(0, 12), (1, 8)]),
+            &BTreeMap::from([(0, 6)]),
+            &BTreeMap::from([(0, 6)]),
+            &BTreeMap::from([(0, 2)]),
+            None,
+            &engine(1, 1),
+        );
+        let states: Vec<ResumeState> = commits
+            .values()
+            .map(|(_, m)| serde_json::from_str(m).unwrap())
+            .collect();
+        assert_eq!(merge(states).read_through, BTreeMap::from([(0, 6), (1, 8)]));
+    }
+
+    /// A kill after `v1.json` was saved, before window 0 committed, leaves
+    /// Kafka without engine state and the file behind. The restarted run
+    /// must fit v1 again, as the uninterrupted run did; once the audit log
+    /// records a committed fit, numbering goes on from it.
+    #[test]
+    fn an_orphan_model_file_does_not_use_up_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = ModelRegistry::open(dir.path(), "labs").unwrap();
+        std::fs::write(registry.dir().join("v1.json"), b"{}").unwrap();
+        let mut log = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
+        let mut monitor = DriftMonitor::new(&crate::topology::DriftConfig::default());
+        let mut restored = |log: &mut AuditLog| {
+            restore(None, &registry, &mut None, &mut monitor, log, "labs")
+                .unwrap()
+                .last_version
+        };
+        assert_eq!(restored(&mut log), 0, "the orphan is not counted");
+        log.append("other", "model_fitted", serde_json::json!({"version": 5}))
+            .unwrap();
+        log.append("labs", "model_fitted", serde_json::json!({"version": 2}))
+            .unwrap();
+        assert_eq!(restored(&mut log), 2, "this topology's committed fits");
+    }
+
     #[test]
     fn the_state_fits_the_brokers_default_metadata_limit() {
         let mut e = engine(u64::MAX, u64::MAX - 1);
@@ -269,6 +379,8 @@ mod tests {
         let commits = commit_offsets(
             "a-long-source-topic-name",
             &BTreeMap::from([(i32::MAX, i64::MAX)]),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
             &BTreeMap::new(),
             Some(i64::MAX),
             &e,
