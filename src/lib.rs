@@ -16,6 +16,7 @@ pub mod engine;
 pub mod gate;
 pub mod generate;
 pub mod health;
+pub mod kill_point;
 pub mod owner_only;
 pub mod preflight;
 pub mod schema;
