@@ -250,15 +250,53 @@ impl Recorder {
         }
     }
 
-    /// The window's transaction committed and its evidence is written:
-    /// the read of the source, the reports' digests, and COMPLETE.
-    pub fn window_committed(
-        &mut self,
+    /// What the window's commit adds to the audit log after the window
+    /// job's own entries: the read of the source and the reports' digests.
+    /// Computed before the commit, so the commit journal holds them too.
+    pub fn committed_entries(
+        &self,
         track: &WindowTrack,
         audit: &[(String, Value)],
         reports: &[(String, Value)],
+    ) -> Vec<(String, Value)> {
+        let release = release_facts(audit);
+        let purpose = match (&release.model_version, release.outcome.as_str()) {
+            (Some(v), o) => format!(
+                "training run: fit of model v{v} on this window, gate against its holdout ({o})"
+            ),
+            (None, _) => "drift check of the window against the deployed model's reference".into(),
+        };
+        let mut out = vec![(
+            "source_read".to_string(),
+            access::source_read(
+                &self.principal,
+                &self.group_id,
+                &track.facts.window,
+                &track.facts.source_ranges,
+                &purpose,
+                &track.run_id,
+            ),
+        )];
+        if !reports.is_empty() {
+            let listed: Vec<Value> = reports
+                .iter()
+                .map(|(name, body)| {
+                    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+                    json!({"name": name, "sha256": format!("{:x}", Sha256::digest(&bytes))})
+                })
+                .collect();
+            out.push(("reports_written".to_string(), json!({"reports": listed})));
+        }
+        out
+    }
+
+    /// The window's transaction committed and its evidence is written:
+    /// COMPLETE, with where its records went.
+    pub fn window_completed(
+        &mut self,
+        track: &WindowTrack,
+        audit: &[(String, Value)],
         records: &[OutRecord],
-        log: &mut AuditLog,
     ) -> Result<(), RecorderError> {
         let release = {
             let mut r = release_facts(audit);
@@ -270,38 +308,6 @@ impl Recorder {
             };
             r
         };
-        let purpose = match (&release.model_version, release.outcome.as_str()) {
-            (Some(v), o) => format!(
-                "training run: fit of model v{v} on this window, gate against its holdout ({o})"
-            ),
-            (None, _) => "drift check of the window against the deployed model's reference".into(),
-        };
-        log.append(
-            &self.topology,
-            "source_read",
-            access::source_read(
-                &self.principal,
-                &self.group_id,
-                &track.facts.window,
-                &track.facts.source_ranges,
-                &purpose,
-                &track.run_id,
-            ),
-        )?;
-        if !reports.is_empty() {
-            let listed: Vec<Value> = reports
-                .iter()
-                .map(|(name, body)| {
-                    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-                    json!({"name": name, "sha256": format!("{:x}", Sha256::digest(&bytes))})
-                })
-                .collect();
-            log.append(
-                &self.topology,
-                "reports_written",
-                json!({"reports": listed}),
-            )?;
-        }
         let e = self.emitter.builder.window_event(
             "COMPLETE",
             &track.run_id,

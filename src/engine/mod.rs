@@ -11,6 +11,7 @@ pub mod coordinator;
 pub mod dead_letter;
 mod held;
 pub mod ingest;
+mod journal;
 mod state;
 mod window_job;
 
@@ -480,6 +481,19 @@ pub fn run(
         &topology.kafka.source_topic,
         &topology.kafka.group_id,
     )?;
+    let journal_path = journal::path(&topology.audit.dir, &name);
+    if journal::recover(
+        &journal_path,
+        resume.engine.as_ref().map_or(0, |e| e.windows),
+        &name,
+        &topology.audit.dir,
+        &mut audit_log,
+        &registry,
+    )? {
+        // The recovered window may have held a release or deployed a model.
+        pending_release = held::pending(&audit_log)?;
+        deployed = registry.deployed().map_err(EngineError::Registry)?;
+    }
     let mut engine_state = state::restore(
         resume.engine.clone(),
         &registry,
@@ -812,10 +826,27 @@ pub fn run(
                 &source_topic,
                 ingest.next_offsets(),
                 &held,
+                &ingest.held_offsets(),
+                &lanes.read_through,
                 closed_through,
                 &engine_state,
             );
             recorder.anchor(&mut records, &audit_log);
+            // Written down before the commit: what must follow it.
+            let after = journal::AfterCommit {
+                windows: engine_state.windows,
+                audit_seq: audit_log.head().0,
+                entries: outcome
+                    .audit
+                    .iter()
+                    .cloned()
+                    .chain(recorder.committed_entries(&track, &outcome.audit, &outcome.reports))
+                    .collect(),
+                reports: outcome.reports.clone(),
+                html_reports: outcome.html_reports.clone(),
+                deploy: outcome.deploy.as_ref().map(|m| m.version),
+            };
+            journal::write(&journal_path, &after)?;
             if let Err(e) = commit(
                 &publisher,
                 &consumer,
@@ -827,34 +858,25 @@ pub fn run(
                 recorder.window_failed(&track, &e.to_string());
                 return Err(e);
             }
+            crate::kill_point::reached("after_commit");
             progress(Progress::Committed {
                 records: records.len() - dead,
                 dead_letters: dead,
             });
-            for (report_name, body) in &outcome.reports {
-                audit::write_report(&topology.audit.dir, report_name, body)?;
-            }
-            for (report_name, page) in &outcome.html_reports {
-                audit::write_html_report(&topology.audit.dir, report_name, page)?;
-            }
-            for (kind, data) in &outcome.audit {
-                audit_log.append(&name, kind, data.clone())?;
-                if kind == "release_held" {
-                    pending_release = Some(data.clone());
-                }
-            }
-            recorder.window_committed(
-                &track,
-                &outcome.audit,
-                &outcome.reports,
-                &records,
+            journal::apply(
+                &journal_path,
+                &after,
+                &name,
+                &topology.audit.dir,
                 &mut audit_log,
+                &registry,
             )?;
+            if let Some((_, data)) = outcome.audit.iter().find(|(k, _)| k == "release_held") {
+                pending_release = Some(data.clone());
+            }
+            recorder.window_completed(&track, &outcome.audit, &records)?;
             let published = outcome.deploy.is_some();
             if let Some(model) = outcome.deploy {
-                registry
-                    .deploy(model.version)
-                    .map_err(EngineError::Registry)?;
                 // The new reference (inside the model record) replaces the
                 // old one in one assignment below; the monitor's history was
                 // reset with the state committed above: no window is judged
@@ -901,6 +923,8 @@ pub fn run(
                 &source_topic,
                 ingest.next_offsets(),
                 &held,
+                &ingest.held_offsets(),
+                &lanes.read_through,
                 closed_through,
                 &engine_state,
             );

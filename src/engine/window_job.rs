@@ -316,6 +316,7 @@ pub fn process(
     histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "fit")
         .record(started.elapsed().as_secs_f64());
     ctx.registry.save(&model).map_err(EngineError::Registry)?;
+    crate::kill_point::reached("fitted");
     counter!(t::REFITS, "topology" => name.to_string()).increment(1);
     out.fitted = Some(version);
     progress(Progress::Fitted {
@@ -357,6 +358,7 @@ pub fn process(
         .map_err(|e| EngineError::Gate(e.to_string()))?;
         histogram!(t::STAGE_SECONDS, "topology" => name.to_string(), "stage" => "gate")
             .record(started.elapsed().as_secs_f64());
+        crate::kill_point::reached("gated");
         let run_id = format!("{batch_id}-a{attempt}");
         // Evidence for the audit binder that needs the tables themselves.
         let evidence = crate::audit::binder::evidence::batch_evidence(

@@ -114,6 +114,7 @@ impl Publisher {
                 return Err(self.abort("adding offsets", e));
             }
         }
+        crate::kill_point::reached("before_commit");
         if let Err(e) = self.producer.commit_transaction(TXN_TIMEOUT) {
             return Err(self.abort("committing", e));
         }
