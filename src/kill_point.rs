@@ -24,6 +24,8 @@ pub const POINTS: &[&str] = &[
     "after_commit",
     // The first of the window's audit entries after the commit is written.
     "mid_audit",
+    // A held release's own transaction committed, its entry not written.
+    "released",
 ];
 
 struct Armed {

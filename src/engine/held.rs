@@ -12,7 +12,10 @@
 //! re-sampled from the registered model with its seed, checked against the
 //! recorded digest, published in a transaction of its own with its lineage
 //! headers and `resynth.approval` (the envelope's sha256), and its model is
-//! deployed; on `fail` it is recorded `release_rejected` and dropped.
+//! deployed; on `fail` it is recorded `release_rejected` and dropped. A
+//! release whose transaction committed before a kill, its entry not yet
+//! written, is found on the output topic and recorded, not published twice
+//! (`found_on_topic` in its `batch_published` entry).
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,7 @@ pub const APPROVAL_HEADER: &str = "resynth.approval";
 
 pub(super) struct Context<'a> {
     pub topology: &'a Topology,
+    pub brokers: &'a str,
     pub output_schema: &'a RecordSchema,
     pub registry: &'a ModelRegistry,
     pub publisher: &'a Publisher,
@@ -123,9 +127,25 @@ pub(super) fn settle(
             "no consumer group metadata".into(),
         ))
     })?;
-    ctx.publisher.commit(&records, &BTreeMap::new(), &group)?;
+    // A kill after an earlier start's commit, before its entry, left the
+    // batch published and the release held (see `published`).
+    let output = &ctx.topology.output.topic;
+    let already = super::published::tail_holds_batch(
+        ctx.brokers,
+        &ctx.topology.kafka.properties,
+        output,
+        &decided.batch_id,
+    )
+    .map_err(|e| EngineError::Generate(format!("held release {}: {e}", decided.batch_id)))?;
+    if !already {
+        ctx.publisher.commit(&records, &BTreeMap::new(), &group)?;
+        crate::kill_point::reached("released");
+    }
     let mut data = held.clone();
     data["approval_envelope_sha256"] = json!(decided.envelope_sha256);
+    if already {
+        data["found_on_topic"] = json!(true);
+    }
     if let Some(o) = data.as_object_mut() {
         o.remove("lineage_run");
     }

@@ -12,6 +12,7 @@ pub mod dead_letter;
 mod held;
 pub mod ingest;
 mod journal;
+mod published;
 mod state;
 mod window_job;
 
@@ -509,6 +510,7 @@ pub fn run(
         decisions,
         held::Context {
             topology,
+            brokers,
             output_schema: &output_schema,
             registry: &registry,
             publisher: &publisher,
@@ -946,6 +948,7 @@ pub fn run(
             decisions,
             held::Context {
                 topology,
+                brokers,
                 output_schema: &output_schema,
                 registry: &registry,
                 publisher: &publisher,
