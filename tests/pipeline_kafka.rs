@@ -850,7 +850,8 @@ fn failing_batches_are_quarantined_never_published() {
 /// published; the engine keeps consuming and starts no other fit; the hold
 /// survives a restart; a signed approval (given while the engine is down)
 /// publishes exactly the held batch on the next start, with the approval's
-/// digest in its headers and lineage.
+/// digest in its headers and lineage, even when that start is killed between
+/// the release's commit and its audit entry.
 #[test]
 fn held_release_waits_for_a_signed_approval_across_restarts() {
     let brokers = common::kafka();
@@ -973,14 +974,40 @@ fn held_release_waits_for_a_signed_approval_across_restarts() {
         "no engine runs, so approve appends: {said}"
     );
 
-    // The next start publishes exactly the held batch.
+    // The next start publishes the held batch and is killed (`kill -9`, by
+    // its kill point) after the release's commit, before its entry.
+    let killed = binder_support::resynth()
+        .args(["run"])
+        .arg(&topo_file)
+        .args(["--until-idle", "3", "--brokers", brokers])
+        .env("RESYNTH_KILL_AT", "released")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(9),
+        "the kill point is reached: {}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let n = held[0].data["records"].as_u64().unwrap();
+    assert_eq!(
+        common::read_all(brokers, &topo.output.topic).len() as u64,
+        n
+    );
+    assert!(
+        !audit::verify(&log)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "batch_published"),
+        "killed before its entry"
+    );
+
+    // The start after it finds the batch on the topic: it records and
+    // deploys it, and publishes nothing twice.
     let third = engine::run(&topo, brokers, &options, rt.handle(), &mut |_| {}).unwrap();
     assert_eq!(third.batches_published, 1, "{third:?}");
     let records = common::read_all(brokers, &topo.output.topic);
-    assert_eq!(
-        records.len() as u64,
-        held[0].data["records"].as_u64().unwrap()
-    );
+    assert_eq!(records.len() as u64, n, "published exactly once");
     let entries = audit::verify(&log).unwrap();
     let approval = entries
         .iter()
@@ -997,6 +1024,7 @@ fn held_release_waits_for_a_signed_approval_across_restarts() {
         .find(|e| e.kind == "batch_published")
         .unwrap();
     assert_eq!(published.data["batch_sha256"], held[0].data["batch_sha256"]);
+    assert_eq!(published.data["found_on_topic"], true);
     let lineage = std::fs::read_to_string(dir.path().join(&topo.lineage.file)).unwrap();
     assert!(
         lineage
