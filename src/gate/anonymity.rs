@@ -32,6 +32,7 @@
 //! - no quasi-identifiers declared: no result (the operator does not apply).
 
 use super::calibration::{Allowance, share_permutation};
+use super::cells;
 use super::config::GateConfig;
 use super::report::{OperatorResult, operator};
 use super::roles::Roles;
@@ -76,13 +77,14 @@ pub(crate) fn anonymity(
             format!(
                 "{s_hits} of {} synthetic records ({:.2}%) match a training class smaller than k = \
                  {k} on the quasi-identifiers (each points at fewer than {k} real people; \
-                 {small_classes} of {} training classes are that small); {h_hits} of {} holdout \
-                 records ({:.2}%) do; effect limit: holdout share + margin {:.2}%",
+                 {small_classes} of {} training classes are that small); {} of {} holdout \
+                 records ({}) do; effect limit: holdout share + margin {:.2}%",
                 s_class.len(),
                 100.0 * s_share,
                 classes.sizes.len(),
+                cells::count(h_hits, config.small_cell_min),
                 h_class.len(),
-                100.0 * h_share,
+                cells::share(h_hits, h_class.len(), config.small_cell_min, 2),
                 100.0 * config.k_anonymity_margin,
             ),
         ),
@@ -125,10 +127,12 @@ pub(crate) fn anonymity(
                 format!(
                     "{s_below} of {s_matched} synthetic records matched to a training class \
                      ({:.2}%) fall in a class with fewer than {l} distinct `{sensitive}` values; \
-                     {h_below} of {h_matched} matched holdout records ({:.2}%) do; effect limit: \
-                     holdout share + margin {:.2}%",
+                     {} of {} matched holdout records ({}) do; effect limit: holdout share + \
+                     margin {:.2}%",
                     100.0 * s_share,
-                    100.0 * h_share,
+                    cells::count(h_below, config.small_cell_min),
+                    cells::count(h_matched, config.small_cell_min),
+                    cells::share(h_below, h_matched, config.small_cell_min, 2),
                     100.0 * config.l_diversity_margin,
                 ),
             ),

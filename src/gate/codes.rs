@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use super::cells;
 use super::input::ColumnTriple;
 use crate::stats::{quantile_sorted, sorted_finite};
 use crate::table::{Column, ColumnValues, NULL_CODE};
@@ -48,6 +49,36 @@ pub(crate) struct Coded {
 impl Coded {
     pub fn levels(&self) -> usize {
         self.labels.len()
+    }
+
+    /// Per level: may it be named where it leaves the gate, i.e. are the
+    /// training and holdout records behind it no small cell at `k`
+    /// ([`cells::nameable`])?
+    pub fn nameable(&self, k: usize) -> Vec<bool> {
+        let (r, h) = (
+            counts(&self.r, self.levels()),
+            counts(&self.h, self.levels()),
+        );
+        r.iter()
+            .zip(&h)
+            .map(|(&r, &h)| cells::nameable(r as usize, h as usize, k))
+            .collect()
+    }
+
+    /// The name of every level as it may leave the gate: its label, or
+    /// [`cells::rare_levels`] where [`Coded::nameable`] says no.
+    pub fn shown_labels(&self, k: usize) -> Vec<String> {
+        self.labels
+            .iter()
+            .zip(self.nameable(k))
+            .map(|(label, ok)| {
+                if ok {
+                    label.clone()
+                } else {
+                    cells::rare_levels(k)
+                }
+            })
+            .collect()
     }
 
     /// The codes of training (0), holdout (1) or synthetic (2).
@@ -232,6 +263,42 @@ mod tests {
         let c = code(&triple(&r, &h, &s), Binning::Quantile(10));
         assert_eq!(c.labels, vec!["a", "b", "c", MISSING_LABEL]);
         assert_eq!((c.r, c.h, c.s), (vec![0, 1, 3], vec![1, 0], vec![2, 0, 3]));
+    }
+
+    #[test]
+    fn levels_behind_small_real_cells_are_not_shown_by_name() {
+        let labels = |n: usize, rare: usize, only_h: usize| -> Vec<Option<String>> {
+            (0..n)
+                .map(|i| {
+                    Some(if i < rare {
+                        "rare".to_string()
+                    } else if i < rare + only_h {
+                        "holdout-only".to_string()
+                    } else {
+                        "common".to_string()
+                    })
+                })
+                .collect()
+        };
+        let r = Column::categorical("x", &labels(40, 3, 0));
+        let h = Column::categorical("x", &labels(40, 2, 4));
+        let s = Column::categorical("x", &labels(40, 30, 0));
+        let c = code(&triple(&r, &h, &s), Binning::Quantile(10));
+        assert_eq!(
+            c.labels,
+            vec!["rare", "common", "holdout-only", MISSING_LABEL]
+        );
+        let pooled = cells::rare_levels(11);
+        assert_eq!(
+            c.shown_labels(11),
+            vec![
+                pooled.clone(),
+                "common".into(),
+                pooled,
+                MISSING_LABEL.into()
+            ]
+        );
+        assert_eq!(c.shown_labels(2), c.labels);
     }
 
     #[test]

@@ -16,11 +16,17 @@
 //! Strata are the categories of `given` (missing is a stratum of its own); a
 //! numeric `given` is cut into training deciles. Strata with fewer training
 //! rows are not scored (the KS of 20 rows is mostly noise) and are listed in
-//! one reported result per conditional. A scored stratum with no synthetic
-//! row fails with statistic 1: the generator dropped that group. Categories
-//! of `given` that exist only in the synthetic batch are not strata (the
-//! per-column TV of `given` already counts them).
+//! one reported result per conditional. A stratum behind a small real cell
+//! (`gate.small_cell_min`, see [`super::cells`]) is never named: a scored
+//! one is shown as `given=(levels under k rows)`, skipped ones are only
+//! counted, and real row counts below k are written `<k`. (With the default
+//! 50 training rows per scored stratum, only a stratum the training side
+//! lacks can be a scored small cell.) A scored stratum
+//! with no synthetic row fails with statistic 1: the generator dropped that
+//! group. Categories of `given` that exist only in the synthetic batch are
+//! not strata (the per-column TV of `given` already counts them).
 
+use super::cells;
 use super::codes::{self, Binning, Coded};
 use super::config::GateConfig;
 use super::contingency::{NUMERIC_BINS, floor_note};
@@ -92,16 +98,39 @@ fn one(
     let scored: Vec<usize> = (0..strata.levels())
         .filter(|&k| r[k].len() >= min)
         .collect();
-    let skipped: Vec<String> = (0..strata.levels())
+    // Strata behind a small real cell are not named and their counts are
+    // bounds (`gate::cells`); the null's key keeps the real label, which
+    // never leaves the gate.
+    let cell_min = config.small_cell_min;
+    let shown = strata.shown_labels(cell_min);
+    let nameable = strata.nameable(cell_min);
+    let skipped: Vec<usize> = (0..strata.levels())
         .filter(|&k| !r[k].is_empty() && r[k].len() < min)
-        .map(|k| format!("{} ({} rows)", strata.labels[k], r[k].len()))
         .collect();
+    let (named, unnamed): (Vec<usize>, Vec<usize>) = skipped.iter().partition(|&&k| nameable[k]);
+    let mut listed: Vec<String> = named
+        .iter()
+        .map(|&k| {
+            format!(
+                "{} ({} rows)",
+                strata.labels[k],
+                cells::count(r[k].len(), cell_min)
+            )
+        })
+        .collect();
+    if !unnamed.is_empty() {
+        listed.push(format!(
+            "{} more, each under {cell_min} training rows",
+            unnamed.len()
+        ));
+    }
 
     let gated = parallel_map(&scored, |&k| {
         let label = &strata.labels[k];
+        let shown = &shown[k];
         let columns = vec![
             column.name().to_string(),
-            format!("{}={label}", given.name()),
+            format!("{}={shown}", given.name()),
         ];
         let limit = config.conditional_ks_max;
         let key = if numeric_given && k != strata.missing as usize {
@@ -153,9 +182,9 @@ fn one(
         };
         let sizes = format!(
             "{} training, {} synthetic, {} holdout rows",
-            r[k].len(),
+            cells::count(r[k].len(), cell_min),
             s[k].len(),
-            h[k].len()
+            cells::count(h[k].len(), cell_min)
         );
         // A stratum the batch lacks or empties scores 1; whether fresh rows
         // do that too at these sizes is the null's call.
@@ -171,7 +200,7 @@ fn one(
             floor,
             d <= limit,
             format!(
-                "{what} of `{}` within {}={label}{why}: {d:.4} ({sizes}){}",
+                "{what} of `{}` within {}={shown}{why}: {d:.4} ({sizes}){}",
                 column.name(),
                 given.name(),
                 floor_note(floor),
@@ -194,7 +223,7 @@ fn one(
                 skipped.len(),
                 skipped.len() + scored.len(),
                 given.name(),
-                skipped.join(", ")
+                listed.join(", ")
             ),
         ));
     }

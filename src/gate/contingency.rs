@@ -233,9 +233,11 @@ fn pair_result(
     };
     let (cell, pr, ps) = worst;
     let kb = levels.1 as u64;
-    let label = |c: &Coded, i: u64| c.labels.get(i as usize).cloned().unwrap_or_default();
-    // A cell of 1 to k − 1 training rows is neither named nor counted
-    // (small-cell suppression, `gate.small_cell_min`).
+    // A level behind a small real cell is not named, nor is a cell of 1 to
+    // k − 1 training rows named or counted (small-cell suppression,
+    // `gate.small_cell_min`, see `gate::cells`).
+    let shown = [a.shown_labels(min_cell), b.shown_labels(min_cell)];
+    let label = |side: usize, i: u64| shown[side].get(i as usize).cloned().unwrap_or_default();
     let cell_rows = (pr * real.n as f64).round() as usize;
     let (place, training) = if super::cells::is_small(cell_rows, min_cell) {
         (
@@ -247,9 +249,9 @@ fn pair_result(
             format!(
                 "({}={}, {}={})",
                 names[0],
-                label(a, cell / kb.max(1)),
+                label(0, cell / kb.max(1)),
                 names[1],
-                label(b, cell % kb.max(1)),
+                label(1, cell % kb.max(1)),
             ),
             format!("{:.2}%", 100.0 * pr),
         )

@@ -101,13 +101,13 @@ fn floor_of(r: &[f64], h: &[f64], score: impl Fn(&[f64], &[f64]) -> Option<f64>)
     two_samples(r, h, "holdout", score).ok()
 }
 
-fn missing_share(column: &Column) -> f64 {
-    let n = column.values.len().max(1);
+/// Missing values of a numeric column, and its length.
+fn missing(column: &Column) -> (usize, usize) {
     let missing = match &column.values {
         ColumnValues::Numeric(v) => v.iter().filter(|x| !x.is_finite()).count(),
         ColumnValues::Categorical { .. } => 0,
     };
-    missing as f64 / n as f64
+    (missing, column.values.len())
 }
 
 fn ks(triple: &ColumnTriple<'_>, x: &Samples, config: &GateConfig) -> OperatorResult {
@@ -117,11 +117,13 @@ fn ks(triple: &ColumnTriple<'_>, x: &Samples, config: &GateConfig) -> OperatorRe
         Ok(d) => (d, format!("KS D {d:.4}")),
         Err((d, _, why)) => (d, format!("column `{name}`: {why}: KS D {d:.4}")),
     };
+    // The training share is a real count: a bound when it is a small cell.
+    let ((m_s, n_s), (m_r, n_r)) = (missing(triple.synthetic), missing(triple.train));
     let explanation = format!(
-        "{what}{}; missing {:.1}% synthetic vs {:.1}% training",
+        "{what}{}; missing {:.1}% synthetic vs {} training",
         floor_note(floor),
-        100.0 * missing_share(triple.synthetic),
-        100.0 * missing_share(triple.train),
+        100.0 * m_s as f64 / n_s.max(1) as f64,
+        super::cells::share(m_r, n_r, config.small_cell_min, 1),
     );
     result(
         operator::KS,

@@ -157,16 +157,20 @@ pub(crate) fn outlier_replication(
         let top: Vec<String> = by_column
             .iter()
             .take(3)
-            .map(|(c, n)| format!("{c} ({n})"))
+            .map(|(c, n)| format!("{c} ({})", cells::count(*n, k)))
             .collect();
         format!("; most synthetic hits in {}", top.join(", "))
     };
+    // Synthetic hits are bounded like holdout ones: a synthetic row that
+    // holds a real extreme copies a real patient's value, so its count is a
+    // count of real people (`gate::cells`).
     let explanation = format!(
-        "{s_hits} of {n_s} synthetic rows ({:.3}%) reproduce a real extreme (the exact training \
-         minimum or maximum of {numeric} numeric columns, or one of {rare_levels} categories \
-         held by fewer than {k} training patients); {} of {n_h} holdout rows ({}) do by \
-         coincidence{worst}; effect limit: holdout share + margin {:.3}%",
-        100.0 * s_share,
+        "{} of {n_s} synthetic rows ({}) reproduce a real extreme (the exact training minimum or \
+         maximum of {numeric} numeric columns, or one of {rare_levels} categories held by fewer \
+         than {k} training patients); {} of {n_h} holdout rows ({}) do by coincidence{worst}; \
+         effect limit: holdout share + margin {:.3}%",
+        cells::count(s_hits, k),
+        cells::share(s_hits, n_s, k, 3),
         cells::count(h_hits, k),
         cells::share(h_hits, n_h, k, 3),
         100.0 * config.outlier_replication_margin,

@@ -44,6 +44,7 @@ use rand::seq::SliceRandom;
 use rand::seq::index::sample;
 
 use super::calibration::{Allowance, share_permutation};
+use super::cells;
 use super::config::GateConfig;
 use super::report::{OperatorResult, operator};
 use super::{GateError, result};
@@ -86,14 +87,18 @@ fn exact_match(
         (holdout.n_rows(), holdout.n_rows(), h_hits),
         0x0065_7861_6374,
     );
+    // Both counts are counts of real records (a synthetic row equal to a
+    // training row is a copy of it): bounds when they are small cells.
+    let k = config.small_cell_min;
+    let (n_s, n_h) = (synthetic.n_rows(), holdout.n_rows());
     let explanation = format!(
-        "{s_hits} of {} synthetic rows ({:.3}%) equal a training row; {h_hits} of {} holdout rows \
-         ({:.3}%) do by coincidence; effect limit {:.3}% (holdout share + margin)",
-        synthetic.n_rows(),
-        100.0 * s_share,
-        holdout.n_rows(),
-        100.0 * h_share,
-        100.0 * limit,
+        "{} of {n_s} synthetic rows ({}) equal a training row; {} of {n_h} holdout rows ({}) do \
+         by coincidence; effect limit: holdout share + margin {:.3}%",
+        cells::count(s_hits, k),
+        cells::share(s_hits, n_s, k, 3),
+        cells::count(h_hits, k),
+        cells::share(h_hits, n_h, k, 3),
+        100.0 * config.exact_match_margin,
     );
     Ok((
         result(

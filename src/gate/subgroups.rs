@@ -38,10 +38,9 @@ pub const MIN_NAMED_LEVEL_ROWS: usize = 11;
 /// The name of the pooled level of rare labels at the default threshold.
 pub const RARE_LEVELS: &str = "(levels under 11 rows)";
 
-/// The name of the pooled level of labels held by fewer than `k` rows.
-pub fn rare_levels(k: usize) -> String {
-    format!("(levels under {k} rows)")
-}
+/// The name of the pooled level of labels held by fewer than `k` rows
+/// (the name every small-cell level goes by, see [`super::cells`]).
+pub use super::cells::rare_levels;
 
 /// One result per subgroup level with training rows.
 pub(crate) fn subgroup_shares(
@@ -66,25 +65,29 @@ pub(crate) fn subgroup_shares(
         };
         let (names, r) = count(t.train);
         let (names_s, s) = count(t.synthetic);
-        let (_, h) = count(t.holdout);
+        let (names_h, h) = count(t.holdout);
         let total = |c: &[usize]| c.iter().sum::<usize>().max(1) as f64;
         let (nr, ns, nh) = (total(&r), total(&s), total(&h));
         // (name, training, synthetic, holdout rows) per scored level.
-        let mut levels: Vec<(String, usize, usize, Option<usize>)> = Vec::new();
+        let mut levels: Vec<(String, usize, usize, usize)> = Vec::new();
         let k_min = config.small_cell_min;
-        let mut rare = (rare_levels(k_min), 0, 0, Some(0));
+        let mut rare = (rare_levels(k_min), 0, 0, 0);
         for (k, name) in names.iter().enumerate() {
             if r[k] == 0 {
                 continue;
             }
-            // Categorical levels are named by label in each table.
+            // Categorical levels are named by label in each table (each
+            // table has its own dictionary, so its own order).
             let s_k = names_s.iter().position(|n| n == name).map_or(0, |i| s[i]);
-            if r[k] < k_min {
+            let h_k = names_h.iter().position(|n| n == name).map_or(0, |i| h[i]);
+            // With training rows, a level may be named when it has k of
+            // them, whatever the holdout holds (`cells::nameable`).
+            if !super::cells::nameable(r[k], h_k, k_min) {
                 rare.1 += r[k];
                 rare.2 += s_k;
-                rare.3 = rare.3.zip(h.get(k)).map(|(a, b)| a + b);
+                rare.3 += h_k;
             } else {
-                levels.push((name.clone(), r[k], s_k, h.get(k).copied()));
+                levels.push((name.clone(), r[k], s_k, h_k));
             }
         }
         if rare.1 > 0 {
@@ -95,7 +98,7 @@ pub(crate) fn subgroup_shares(
             let p_s = s_k as f64 / ns;
             let loss = |p: f64| ((p_r - p) / p_r).max(0.0);
             let statistic = loss(p_s);
-            let floor = h_k.map(|c| loss(c as f64 / nh));
+            let floor = Some(loss(h_k as f64 / nh));
             out.push(result(
                 operator::SUBGROUP_SHARE,
                 vec![

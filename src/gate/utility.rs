@@ -28,7 +28,11 @@
 //!   says why);
 //! - subgroups (`roles.subgroups`, numeric ones cut at their `bands`,
 //!   missing as a group of its own) with at least `utility_min_subgroup_rows`
-//!   labelled holdout rows and both classes get the same gap; a seeded
+//!   labelled holdout rows and both classes get the same gap (groups behind
+//!   a small real cell, 1 to k − 1 training rows at `gate.small_cell_min`,
+//!   or none in training and 1 to k − 1 in the holdout, are scored together
+//!   as `<column>=(levels under k rows)`, as `subgroup_share` pools them,
+//!   and real counts below k are written `<k`, see `gate::cells`); a seeded
 //!   bootstrap 95 % interval of the gap ([`BOOTSTRAP_RESAMPLES`] resamples
 //!   of the holdout rows, models fixed) is reported in the explanation;
 //! - the noise allowance: even a model trained on fresh real rows loses to
@@ -65,6 +69,7 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 
 use super::calibration::Allowance;
+use super::cells;
 use super::config::GateConfig;
 use super::input::ColumnTriple;
 use super::parallel::parallel_map;
@@ -173,16 +178,20 @@ pub(crate) fn utility(
     let (pos_h, neg_h) = classes(&yh, &rows_h);
     if pos_r == 0 || neg_r == 0 {
         return skip(format!(
-            "the training target `{}` has a single class ({pos_r} positive, {neg_r} negative \
-             rows), so there is no real model to compare with",
-            target.column
+            "the training target `{}` has a single class ({} positive, {} negative rows), so \
+             there is no real model to compare with",
+            target.column,
+            cells::count(pos_r, config.small_cell_min),
+            cells::count(neg_r, config.small_cell_min),
         ));
     }
     if pos_h == 0 || neg_h == 0 {
         return skip(format!(
-            "the holdout target `{}` has a single class ({pos_h} positive, {neg_h} negative \
-             rows), so AUROC is undefined",
-            target.column
+            "the holdout target `{}` has a single class ({} positive, {} negative rows), so \
+             AUROC is undefined",
+            target.column,
+            cells::count(pos_h, config.small_cell_min),
+            cells::count(neg_h, config.small_cell_min),
         ));
     }
 
@@ -286,10 +295,38 @@ pub(crate) fn utility(
                 g.push(k);
             }
         }
-        for (name, rows) in names.iter().zip(members) {
-            if !rows.is_empty() {
+        // Groups behind a small real cell (`cells::nameable` on their
+        // training and holdout rows) are scored together under one name,
+        // as `subgroup_share` pools them.
+        let (names_r, of_r) = groups(col.train, subgroup);
+        let mut train_rows = vec![0usize; names_r.len()];
+        for g in of_r {
+            if let Some(c) = train_rows.get_mut(g) {
+                *c += 1;
+            }
+        }
+        let mut holdout_rows = vec![0usize; names.len()];
+        for &g in &group_of {
+            if let Some(c) = holdout_rows.get_mut(g) {
+                *c += 1;
+            }
+        }
+        let mut pooled: Vec<usize> = Vec::new();
+        for ((name, rows), h) in names.iter().zip(members).zip(holdout_rows) {
+            let r = names_r
+                .iter()
+                .position(|n| n == name)
+                .map_or(0, |i| train_rows[i]);
+            if !cells::nameable(r, h, config.small_cell_min) {
+                pooled.extend(rows);
+            } else if !rows.is_empty() {
                 jobs.push((format!("{}={name}", subgroup.column), rows));
             }
+        }
+        if !pooled.is_empty() {
+            pooled.sort_unstable();
+            let name = cells::rare_levels(config.small_cell_min);
+            jobs.push((format!("{}={name}", subgroup.column), pooled));
         }
     }
     let indexed: Vec<(usize, &(String, Vec<usize>))> = jobs.iter().enumerate().collect();
@@ -309,7 +346,7 @@ pub(crate) fn utility(
         if rows.len() < config.utility_min_subgroup_rows {
             return Err(Box::new(note(format!(
                 "{} labelled holdout rows, fewer than {}",
-                rows.len(),
+                cells::count(rows.len(), config.small_cell_min),
                 config.utility_min_subgroup_rows
             ))));
         }
@@ -319,7 +356,7 @@ pub(crate) fn utility(
         let Some(c) = Comparison::new(&scores_s, &scores_r, &labels_h, rows, &mut rng) else {
             return Err(Box::new(note(format!(
                 "its {} holdout rows hold a single class",
-                rows.len()
+                cells::count(rows.len(), config.small_cell_min)
             ))));
         };
         Ok((
@@ -333,7 +370,7 @@ pub(crate) fn utility(
                 format!(
                     "within {label} ({} holdout rows): TSTR {:.4}, TRTR {:.4}; gap {:.4}; \
                      bootstrap 95% interval [{:.4}, {:.4}] ({BOOTSTRAP_RESAMPLES} resamples)",
-                    rows.len(),
+                    cells::count(rows.len(), config.small_cell_min),
                     c.tstr,
                     c.trtr,
                     c.gap,
