@@ -5,8 +5,16 @@
 //! ```text
 //! tools/calibration/run.sh                 # fetches the tables, runs this on each
 //! cargo run --release --example gate_calibration -- DIR [--runs N] [--sizes 200,1000]
-//!     [--kinds fresh,copy5,...] [--seed S] [--json OUT]
+//!     [--kinds fresh,copy5,...] [--seed S] [--json OUT] [--bad-runs N]
+//!     [--null-replicates N]
 //! ```
+//!
+//! `--bad-runs` caps the runs of the bad kinds (as `bad_runs` in
+//! `calibration.toml`); `--null-replicates` sets `gate.null_replicates` (the
+//! fidelity family's resampling null, most of a batch's time; at least 20).
+//! Lowering it makes the fidelity figures coarser and leaves every privacy
+//! operator's result unchanged (their nulls are their own), so it serves
+//! runs that calibrate a privacy operator alone.
 //!
 //! DIR holds `table.csv` and `roles.toml` (the `resynth validate` roles
 //! file), plus optional `calibration.toml` with `entity = "<column>"` (the
@@ -76,6 +84,8 @@ struct Args {
     kinds: Vec<String>,
     seed: u64,
     json: Option<PathBuf>,
+    bad_runs: Option<usize>,
+    null_replicates: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -88,6 +98,8 @@ fn parse_args() -> Args {
         kinds: KINDS.iter().map(|s| s.to_string()).collect(),
         seed: 0,
         json: None,
+        bad_runs: None,
+        null_replicates: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -99,6 +111,10 @@ fn parse_args() -> Args {
             "--kinds" => args.kinds = value.split(',').map(String::from).collect(),
             "--seed" => args.seed = value.parse().expect("--seed S"),
             "--json" => args.json = Some(PathBuf::from(value)),
+            "--bad-runs" => args.bad_runs = Some(value.parse().expect("--bad-runs N")),
+            "--null-replicates" => {
+                args.null_replicates = Some(value.parse().expect("--null-replicates N"))
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -415,11 +431,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args = parse_args();
-    let spec = ValidateSpec::load(&args.dir.join("roles.toml")).expect("roles.toml");
-    let cal: Calibration = std::fs::read_to_string(args.dir.join("calibration.toml"))
+    let mut spec = ValidateSpec::load(&args.dir.join("roles.toml")).expect("roles.toml");
+    if let Some(b) = args.null_replicates {
+        spec.gate.null_replicates = b;
+    }
+    let mut cal: Calibration = std::fs::read_to_string(args.dir.join("calibration.toml"))
         .ok()
         .map(|t| toml::from_str(&t).expect("calibration.toml"))
         .unwrap_or_default();
+    if let Some(b) = args.bad_runs {
+        cal.bad_runs = b;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
