@@ -38,7 +38,11 @@
 //!   column drawn on its own from R's frequencies: what a generator that
 //!   models correlations but not categorical structure produces;
 //! - `subgroup_collapse`: F with the smallest level (in R) of the first
-//!   declared subgroup column replaced by rows of the other levels.
+//!   declared subgroup column replaced by rows of the other levels;
+//! - `clamped`: F with every number outside R's range moved onto R's
+//!   nearer minimum or maximum, what a generator that clamps its draws to
+//!   the training range produces (about 2 rows in n + 1 per numeric column
+//!   land on a real extreme): the case `outlier_replication` is for.
 //!
 //! It prints, per size and batch kind, the share of runs whose gate failed
 //! and which operators failed; for fresh batches, the per-operator false-fail
@@ -56,7 +60,7 @@ use resynth::source::files::{ValidateSpec, read_one};
 use resynth::table::{Column, ColumnValues, NULL_CODE, Table};
 use serde::Serialize;
 
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "fresh",
     "bootstrap",
     "copy5",
@@ -65,6 +69,7 @@ const KINDS: [&str; 8] = [
     "shuffled",
     "correlation_only",
     "subgroup_collapse",
+    "clamped",
 ];
 
 #[derive(serde::Deserialize, Default)]
@@ -356,6 +361,35 @@ fn probit(p: f64) -> f64 {
     std::f64::consts::SQRT_2 * statrs::function::erf::erf_inv(2.0 * p - 1.0)
 }
 
+/// F with every finite number outside R's range of its column set to the
+/// nearer end of that range.
+fn clamped(fresh: &Table, train: &Table) -> Table {
+    Table::new(
+        fresh
+            .columns
+            .iter()
+            .map(|c| {
+                let (Some(v), Some(r)) = (numeric(c), train.column(&c.name).and_then(numeric))
+                else {
+                    return c.clone();
+                };
+                let finite = r.iter().copied().filter(|x| x.is_finite());
+                let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(x), b.max(x))
+                });
+                if lo > hi {
+                    return c.clone();
+                }
+                let v = v
+                    .iter()
+                    .map(|&x| if x.is_finite() { x.clamp(lo, hi) } else { x })
+                    .collect();
+                Column::numeric(c.name.clone(), v)
+            })
+            .collect(),
+    )
+}
+
 /// F with the rows of the smallest level (in R) of `column` replaced by
 /// rows of the other levels. `None` when the column has a single level.
 fn collapse(fresh: &Table, train: &Table, column: &str, rng: &mut StdRng) -> Option<Table> {
@@ -537,6 +571,7 @@ fn main() {
                     "subgroup_collapse" => subgroup
                         .as_deref()
                         .and_then(|c| collapse(&f, &r, c, &mut rng)),
+                    "clamped" => Some(clamped(&f, &r)),
                     other => panic!("unknown kind {other}"),
                 };
                 let Some(s) = s else { continue };

@@ -27,7 +27,7 @@ RESULT = re.compile(
     r".*\[(.*)\]\s*$")
 ALLOWANCE = re.compile(r"median noise allowance / effect limit: (.*)$")
 BAD = ["copy5", "copy50", "noise", "shuffled", "correlation_only",
-       "subgroup_collapse"]
+       "subgroup_collapse", "clamped"]
 
 
 def parse(path):
