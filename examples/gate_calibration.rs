@@ -5,8 +5,16 @@
 //! ```text
 //! tools/calibration/run.sh                 # fetches the tables, runs this on each
 //! cargo run --release --example gate_calibration -- DIR [--runs N] [--sizes 200,1000]
-//!     [--kinds fresh,copy5,...] [--seed S] [--json OUT]
+//!     [--kinds fresh,copy5,...] [--seed S] [--json OUT] [--bad-runs N]
+//!     [--null-replicates N]
 //! ```
+//!
+//! `--bad-runs` caps the runs of the bad kinds (as `bad_runs` in
+//! `calibration.toml`); `--null-replicates` sets `gate.null_replicates` (the
+//! fidelity family's resampling null, most of a batch's time; at least 20).
+//! Lowering it makes the fidelity figures coarser and leaves every privacy
+//! operator's result unchanged (their nulls are their own), so it serves
+//! runs that calibrate a privacy operator alone.
 //!
 //! DIR holds `table.csv` and `roles.toml` (the `resynth validate` roles
 //! file), plus optional `calibration.toml` with `entity = "<column>"` (the
@@ -30,7 +38,11 @@
 //!   column drawn on its own from R's frequencies: what a generator that
 //!   models correlations but not categorical structure produces;
 //! - `subgroup_collapse`: F with the smallest level (in R) of the first
-//!   declared subgroup column replaced by rows of the other levels.
+//!   declared subgroup column replaced by rows of the other levels;
+//! - `clamped`: F with every number outside R's range moved onto R's
+//!   nearer minimum or maximum, what a generator that clamps its draws to
+//!   the training range produces (about 2 rows in n + 1 per numeric column
+//!   land on a real extreme): the case `outlier_replication` is for.
 //!
 //! It prints, per size and batch kind, the share of runs whose gate failed
 //! and which operators failed; for fresh batches, the per-operator false-fail
@@ -48,7 +60,7 @@ use resynth::source::files::{ValidateSpec, read_one};
 use resynth::table::{Column, ColumnValues, NULL_CODE, Table};
 use serde::Serialize;
 
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "fresh",
     "bootstrap",
     "copy5",
@@ -57,6 +69,7 @@ const KINDS: [&str; 8] = [
     "shuffled",
     "correlation_only",
     "subgroup_collapse",
+    "clamped",
 ];
 
 #[derive(serde::Deserialize, Default)]
@@ -76,6 +89,8 @@ struct Args {
     kinds: Vec<String>,
     seed: u64,
     json: Option<PathBuf>,
+    bad_runs: Option<usize>,
+    null_replicates: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -88,6 +103,8 @@ fn parse_args() -> Args {
         kinds: KINDS.iter().map(|s| s.to_string()).collect(),
         seed: 0,
         json: None,
+        bad_runs: None,
+        null_replicates: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -99,6 +116,10 @@ fn parse_args() -> Args {
             "--kinds" => args.kinds = value.split(',').map(String::from).collect(),
             "--seed" => args.seed = value.parse().expect("--seed S"),
             "--json" => args.json = Some(PathBuf::from(value)),
+            "--bad-runs" => args.bad_runs = Some(value.parse().expect("--bad-runs N")),
+            "--null-replicates" => {
+                args.null_replicates = Some(value.parse().expect("--null-replicates N"))
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -340,6 +361,35 @@ fn probit(p: f64) -> f64 {
     std::f64::consts::SQRT_2 * statrs::function::erf::erf_inv(2.0 * p - 1.0)
 }
 
+/// F with every finite number outside R's range of its column set to the
+/// nearer end of that range.
+fn clamped(fresh: &Table, train: &Table) -> Table {
+    Table::new(
+        fresh
+            .columns
+            .iter()
+            .map(|c| {
+                let (Some(v), Some(r)) = (numeric(c), train.column(&c.name).and_then(numeric))
+                else {
+                    return c.clone();
+                };
+                let finite = r.iter().copied().filter(|x| x.is_finite());
+                let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(x), b.max(x))
+                });
+                if lo > hi {
+                    return c.clone();
+                }
+                let v = v
+                    .iter()
+                    .map(|&x| if x.is_finite() { x.clamp(lo, hi) } else { x })
+                    .collect();
+                Column::numeric(c.name.clone(), v)
+            })
+            .collect(),
+    )
+}
+
 /// F with the rows of the smallest level (in R) of `column` replaced by
 /// rows of the other levels. `None` when the column has a single level.
 fn collapse(fresh: &Table, train: &Table, column: &str, rng: &mut StdRng) -> Option<Table> {
@@ -415,11 +465,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args = parse_args();
-    let spec = ValidateSpec::load(&args.dir.join("roles.toml")).expect("roles.toml");
-    let cal: Calibration = std::fs::read_to_string(args.dir.join("calibration.toml"))
+    let mut spec = ValidateSpec::load(&args.dir.join("roles.toml")).expect("roles.toml");
+    if let Some(b) = args.null_replicates {
+        spec.gate.null_replicates = b;
+    }
+    let mut cal: Calibration = std::fs::read_to_string(args.dir.join("calibration.toml"))
         .ok()
         .map(|t| toml::from_str(&t).expect("calibration.toml"))
         .unwrap_or_default();
+    if let Some(b) = args.bad_runs {
+        cal.bad_runs = b;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -515,6 +571,7 @@ fn main() {
                     "subgroup_collapse" => subgroup
                         .as_deref()
                         .and_then(|c| collapse(&f, &r, c, &mut rng)),
+                    "clamped" => Some(clamped(&f, &r)),
                     other => panic!("unknown kind {other}"),
                 };
                 let Some(s) = s else { continue };

@@ -59,7 +59,7 @@ pub struct GateConfig {
     pub exact_match_margin: f64,
     /// Allowance on top of the holdout's outlier-replication share: the
     /// share of synthetic rows that reproduce a real extreme (a numeric
-    /// column's exact training minimum or maximum, or a category held by
+    /// column's exact training minimum or maximum, or a category, held by
     /// fewer than `small_cell_min` training patients) may exceed the share
     /// of holdout rows that do only by this margin (and by more than
     /// sampling explains). Default 0.001 (0.1 % of rows). Must be in [0, 1].

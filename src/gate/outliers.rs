@@ -6,14 +6,23 @@
 //! rare site. A generator that clamps its samples to the training range, or
 //! draws category labels by training frequency, can put that exact value
 //! into many synthetic rows, and anyone who knows the real extreme then
-//! learns the generator saw that person. Two kinds of real extreme count:
-//! - the exact training minimum and maximum of each numeric column (finite
-//!   values; a constant column has no extreme);
-//! - a category held by fewer than `gate.small_cell_min` training patients
-//!   (rows when the table has no privacy units; missing is not a category).
+//! learns the generator saw that person. Two kinds of real extreme count,
+//! both by the small-cell rule (k = `gate.small_cell_min` training
+//! patients; rows when the table has no privacy units):
+//! - the exact training minimum and the exact training maximum of each
+//!   numeric column (finite values; a constant column has none), each only
+//!   while fewer than k training patients hold it. An end that many
+//!   patients share is a floor or a cap, not a person: a count's floor
+//!   (one previous pregnancy, the fewest one trial recorded, for 27 % of its
+//!   women), an assay's reporting cap (a PCR cycle threshold of 45 for
+//!   every negative test, 94 % of the tests with a value). Counting such a value would make nearly every row, real or
+//!   synthetic, "hit", and the share would hide a batch that does copy a
+//!   one-patient extreme of another column;
+//! - a category held by fewer than k training patients (missing is not a
+//!   category).
 //!
 //! A row *hits* when any of its values is one of these. Some of that is
-//! chance: integer ages sit on the training minimum all the time, and
+//! chance: integer ages sit on a rare training minimum now and then, and
 //! fresh patients carry rare categories too. So the yardstick is the
 //! holdout, as for exact match: the statistic is the share of synthetic rows
 //! that hit, the noise floor the share of holdout rows that hit, the effect
@@ -49,30 +58,48 @@ const SEED_SALT: u64 = 0x006f_7574_6c69_6572;
 
 /// The real extremes of one training column.
 enum Extremes {
-    /// Exact training minimum and maximum.
-    Range { min: f64, max: f64 },
+    /// Exact training minimum and maximum, each `None` when k or more
+    /// training units hold it.
+    Range { min: Option<f64>, max: Option<f64> },
     /// Labels held by fewer than k training units.
     Rare(Vec<String>),
 }
 
 impl Extremes {
     fn of(column: &Column, units: Option<&[u32]>, k: usize) -> Option<Extremes> {
+        // Distinct units: a patient with ten rows of a value is still one
+        // patient.
+        let rows = column.values.len();
+        let unit_of = |row: usize| {
+            units
+                .filter(|u| u.len() == rows)
+                .map_or(row as u64, |u| u64::from(u[row]))
+        };
         match &column.values {
             ColumnValues::Numeric(v) => {
                 let finite = v.iter().copied().filter(|x| x.is_finite());
                 let (min, max) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
                     (a.min(x), b.max(x))
                 });
-                (min < max).then_some(Extremes::Range { min, max })
+                if min >= max {
+                    return None;
+                }
+                let holders = |end: f64| {
+                    let held: std::collections::HashSet<u64> = v
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &x)| x == end)
+                        .map(|(row, _)| unit_of(row))
+                        .collect();
+                    held.len()
+                };
+                let (min, max) = (
+                    (holders(min) < k).then_some(min),
+                    (holders(max) < k).then_some(max),
+                );
+                (min.is_some() || max.is_some()).then_some(Extremes::Range { min, max })
             }
             ColumnValues::Categorical { codes, dictionary } => {
-                // Distinct units per code: a patient with ten rows of a
-                // label is still one patient.
-                let unit_of = |row: usize| {
-                    units
-                        .filter(|u| u.len() == codes.len())
-                        .map_or(row as u64, |u| u64::from(u[row]))
-                };
                 let mut seen: HashMap<u32, std::collections::HashSet<u64>> = HashMap::new();
                 for (row, &c) in codes.iter().enumerate() {
                     if c != NULL_CODE && (c as usize) < dictionary.len() {
@@ -93,9 +120,10 @@ impl Extremes {
     /// Per row of `column`: does it hold one of the extremes?
     fn hits(&self, column: &Column) -> Vec<bool> {
         match (self, &column.values) {
-            (Extremes::Range { min, max }, ColumnValues::Numeric(v)) => {
-                v.iter().map(|x| x == min || x == max).collect()
-            }
+            (Extremes::Range { min, max }, ColumnValues::Numeric(v)) => v
+                .iter()
+                .map(|x| Some(*x) == *min || Some(*x) == *max)
+                .collect(),
             (Extremes::Rare(labels), ColumnValues::Categorical { codes, dictionary }) => {
                 let rare: Vec<bool> = dictionary
                     .iter()
@@ -302,7 +330,7 @@ mod tests {
         let Some(Extremes::Range { min, max }) = Extremes::of(&t.columns[0], None, 11) else {
             panic!("numeric extremes")
         };
-        assert_eq!((min, max), (1.0, 9.0));
+        assert_eq!((min, max), (Some(1.0), Some(9.0)));
         assert_eq!(
             Extremes::of(&t.columns[0], None, 11)
                 .unwrap()
@@ -372,6 +400,102 @@ mod tests {
             "{}",
             fail.explanation
         );
+    }
+
+    /// A floor or cap that many patients share is no one's extreme. Here a
+    /// count column sits at its minimum 0 for 30 % of patients (opt's
+    /// `N.prev.preg` sits at its minimum, 1, for 27 % of its women) and a
+    /// cycle-threshold column at its reporting cap 45 for 90 %
+    /// (covid_testing's `ct_result`, 94 %).
+    /// Neither end is an extreme: 300 and 900 of 1 000 training patients
+    /// hold it, far above k = 11. The count's maximum (one patient) still is.
+    /// With the shared ends counted, 90 % of holdout rows "hit" and a
+    /// generator that clamps 2 % of its lab values onto the lab's
+    /// one-patient training extremes would sit inside the noise; without
+    /// them the holdout hits almost never and the clamping fails.
+    #[test]
+    fn a_floor_or_cap_shared_by_many_patients_is_not_an_outlier() {
+        let base = |offset: f64| {
+            let t = table(offset, 0);
+            let n = t.n_rows();
+            let mut count: Vec<f64> = (0..n)
+                .map(|i| if i % 10 < 3 { 0.0 } else { (1 + i % 7) as f64 })
+                .collect();
+            if offset == 0.0 {
+                count[5] = 12.0; // one training patient's maximum
+            }
+            let ct: Vec<f64> = (0..n)
+                .map(|i| {
+                    if i % 10 == 9 {
+                        20.0 + ((i as f64 * 0.414_213 + offset).fract()) * 20.0
+                    } else {
+                        45.0
+                    }
+                })
+                .collect();
+            let mut columns = t.columns;
+            columns.push(Column::numeric("count", count));
+            columns.push(Column::numeric("ct", ct));
+            Table::new(columns)
+        };
+        let (r, h, fresh) = (base(0.0), base(0.3), base(0.7));
+        let k = GateConfig::default().small_cell_min;
+        let Some(Extremes::Range { min, max }) = Extremes::of(r.column("count").unwrap(), None, k)
+        else {
+            panic!("the count's maximum is an extreme")
+        };
+        assert_eq!((min, max), (None, Some(12.0)));
+        let Some(Extremes::Range { min, max }) = Extremes::of(r.column("ct").unwrap(), None, 11)
+        else {
+            panic!("the cycle threshold's minimum is an extreme")
+        };
+        assert!(min.is_some() && max.is_none(), "{min:?} {max:?}");
+        // By patient: 10 patients of 3 rows each at the minimum are 10 < 11
+        // holders, so the minimum is an extreme again.
+        let small = Column::numeric(
+            "x",
+            (0..60)
+                .map(|i| if i < 30 { 0.0 } else { i as f64 })
+                .collect(),
+        );
+        let units: Vec<u32> = (0..60).map(|i| if i < 30 { i / 3 } else { i }).collect();
+        let Some(Extremes::Range { min, .. }) = Extremes::of(&small, Some(&units), 11) else {
+            panic!("extremes of x")
+        };
+        assert_eq!(min, Some(0.0));
+        assert!(matches!(
+            Extremes::of(&small, None, 11),
+            Some(Extremes::Range { min: None, .. })
+        ));
+
+        let ok = run(&r, &h, &fresh, &Units::default());
+        assert!(ok.passed, "{ok:?}");
+        // The holdout almost never hits: the shared floor and cap are out.
+        assert!(ok.noise_floor.unwrap() < 0.01, "{ok:?}");
+        // 2 % of rows clamped onto the lab's one-patient extremes.
+        let lab = match &r.column("lab").unwrap().values {
+            ColumnValues::Numeric(v) => v.clone(),
+            _ => unreachable!(),
+        };
+        let (lo, hi) = (
+            lab.iter().copied().fold(f64::INFINITY, f64::min),
+            lab.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let mut columns = fresh.columns.clone();
+        columns[0] = Column::numeric(
+            "lab",
+            (0..1000)
+                .map(|i| match i % 50 {
+                    0 => lo,
+                    1 => hi,
+                    _ => 50.0 + (i as f64 * 0.001),
+                })
+                .collect(),
+        );
+        let clamped = Table::new(columns);
+        let fail = run(&r, &h, &clamped, &Units::default());
+        assert!(!fail.passed, "{fail:?}");
+        assert!((fail.statistic - 0.04).abs() < 1e-12, "{}", fail.statistic);
     }
 
     /// With one row per record, the allowance is Fisher's test: 10 hits

@@ -8,6 +8,10 @@
 # Environment:
 #   RUNS     runs per size and batch kind (default 100)
 #   PYTHON   interpreter for the venv (default python3)
+#   ARGS     further options for the example (e.g. "--kinds fresh,copy5
+#            --null-replicates 20"; see examples/gate_calibration.rs)
+#   CARGO_TARGET_DIR  where cargo builds (default target); only the example
+#            is built, in release
 # Output: target/calibration/<table>/{out.txt,result.json}, then the README's
 # three tables (false fails, power, what a window can prove) from
 # tools/calibration/summarise.py.
@@ -26,10 +30,12 @@ if [[ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]]; then
 fi
 "$venv/bin/python" -W ignore tools/calibration/fetch.py "$out"
 cargo build --quiet --release --example gate_calibration
+bin="${CARGO_TARGET_DIR:-target}/release/examples/gate_calibration"
 tables=("$@")
 [[ ${#tables[@]} -gt 0 ]] || tables=(opt medpar flchain nafld1 covid_testing nafld2)
 for t in "${tables[@]}"; do
-    target/release/examples/gate_calibration "$out/$t" --runs "${RUNS:-100}" \
+    # shellcheck disable=SC2086 # ARGS is a list of options
+    "$bin" "$out/$t" --runs "${RUNS:-100}" ${ARGS:-} \
         --json "$out/$t/result.json" | tee "$out/$t/out.txt"
 done
 "$venv/bin/python" tools/calibration/summarise.py "$out" "${tables[@]}"

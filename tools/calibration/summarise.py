@@ -9,25 +9,31 @@ writes it) for every table under DIR and prints three Markdown tables:
 - what a window can prove: per operator, the smallest batch size at which
   the median noise allowance of fresh batches is at most the effect limit
   (from that size on a threshold-size effect is caught whenever it is
-  there; below it the window can only show larger effects).
+  there; below it the window can only show larger effects);
+- one operator alone (`--operator NAME`, default outlier_replication): per
+  table and batch size, the share of each batch kind that this operator
+  failed, and the median effect limit and noise allowance of fresh batches.
 
-Usage: python summarise.py DIR [TABLE ...]
+Usage: python summarise.py DIR [--operator NAME] [TABLE ...]
 """
 
+import json
 import os
 import re
 import sys
 
 RESULT = re.compile(
-    r"^\s*n=(\d+)\s+(\w+)\s+failed\s+(\d+) of\s+(\d+)\s+\(\s*([\d.]+)%\)")
+    r"^\s*n=(\d+)\s+(\w+)\s+failed\s+(\d+) of\s+(\d+)\s+\(\s*([\d.]+)%\)"
+    r".*\[(.*)\]\s*$")
 ALLOWANCE = re.compile(r"median noise allowance / effect limit: (.*)$")
 BAD = ["copy5", "copy50", "noise", "shuffled", "correlation_only",
-       "subgroup_collapse"]
+       "subgroup_collapse", "clamped"]
 
 
 def parse(path):
-    """{size: {kind: (failed, runs)}} and {size: {operator: (allowance, limit)}}."""
-    results, allowances = {}, {}
+    """{size: {kind: (failed, runs)}}, {size: {operator: (allowance, limit)}}
+    and {size: {kind: {operator: percent failed}}}."""
+    results, allowances, by_operator = {}, {}, {}
     size = None
     with open(path) as f:
         for line in f:
@@ -36,6 +42,11 @@ def parse(path):
                 size = int(m.group(1))
                 results.setdefault(size, {})[m.group(2)] = (
                     int(m.group(3)), int(m.group(4)))
+                ops = {}
+                for part in filter(None, m.group(6).split(", ")):
+                    name, share = part.rsplit(" ", 1)
+                    ops[name] = float(share.rstrip("%"))
+                by_operator.setdefault(size, {})[m.group(2)] = ops
                 continue
             m = ALLOWANCE.search(line)
             if m and size is not None:
@@ -45,7 +56,7 @@ def parse(path):
                     allowance, limit = values.split("/")
                     ops[name] = (float(allowance), float(limit))
                 allowances[size] = ops
-    return results, allowances
+    return results, allowances, by_operator
 
 
 def pct(failed, runs):
@@ -54,7 +65,11 @@ def pct(failed, runs):
 
 def main():
     root = sys.argv[1]
-    tables = sys.argv[2:] or sorted(
+    rest = sys.argv[2:]
+    operator = "outlier_replication"
+    if rest[:1] == ["--operator"]:
+        operator, rest = rest[1], rest[2:]
+    tables = rest or sorted(
         t for t in os.listdir(root)
         if os.path.exists(os.path.join(root, t, "out.txt")))
     parsed = {t: parse(os.path.join(root, t, "out.txt")) for t in tables}
@@ -96,6 +111,44 @@ def main():
                 a, limit = parsed[t][1][sizes[-1]][op]
                 cells.append(f"> {sizes[-1]} ({a:.2f} vs {limit:.2f})")
         print(f"| `{op}` | " + " | ".join(cells) + " |")
+
+    # Exact per-operator counts from result.json where run.sh wrote it.
+    counts = {}
+    for t in tables:
+        path = os.path.join(root, t, "result.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                counts[t] = json.load(f)
+    print()
+    kinds = ["fresh", "bootstrap"] + BAD
+    print(f"`{operator}` alone (effect limit and noise allowance: medians over "
+          "fresh batches):")
+    print()
+    print("| table | batch rows | runs | " + " | ".join(kinds)
+          + " | effect limit | noise allowance |")
+    print("|---|---|---|" + "---|" * (len(kinds) + 2))
+    for t in tables:
+        results, allowances, by_operator = parsed[t]
+        for size, kinds_run in sorted(results.items()):
+            runs = kinds_run.get("fresh", (0, 0))[1]
+            cells = []
+            for k in kinds:
+                if k not in kinds_run:
+                    cells.append("–")
+                    continue
+                n = kinds_run[k][1]
+                exact = counts.get(t, {}).get(f"{size}/{k}")
+                if exact is not None:
+                    failed = exact["by_operator"].get(operator, 0)
+                    share = 100.0 * failed / max(exact["runs"], 1)
+                else:  # the printed, rounded share
+                    share = by_operator[size][k].get(operator, 0.0)
+                    failed = round(share * n / 100)
+                cells.append(f"{share:.0f} % ({failed}/{n})"
+                             if k in ("fresh", "bootstrap") else f"{share:.0f} %")
+            a, limit = allowances.get(size, {}).get(operator, (float("nan"),) * 2)
+            print(f"| {t} | {size} | {runs} | {' | '.join(cells)} | "
+                  f"{limit:.4f} | {a:.4f} |")
 
 
 if __name__ == "__main__":
