@@ -34,9 +34,10 @@
 //! several rows, by relabelling whole patients, since one patient's rows
 //! hit together.
 //!
-//! The explanation names columns and counts of synthetic rows only: never a
-//! real extreme's value or a rare label, and a holdout count below the
-//! small-cell threshold is written `<k`.
+//! The explanation names columns and counts rows only: never a real
+//! extreme's value or a rare label, and a count below the small-cell
+//! threshold is written `<k`, synthetic ones too (a synthetic row that holds
+//! a real extreme copies a real patient's value).
 
 use std::collections::HashMap;
 
