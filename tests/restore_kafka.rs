@@ -85,14 +85,35 @@ fn audited(audit_dir: &Path, kind: &str) -> usize {
         .count()
 }
 
-#[test]
-fn restarting_after_every_window_publishes_what_an_uninterrupted_run_does() {
+/// Two runs of one topology (same name, so the same batch ids; each with
+/// its own group, transactional id, outputs and audit dir, `a` and `second`)
+/// over one 3-partition source topic, loaded with `windows` windows of a
+/// simulated population drifting from `drift_from`, 3 corrupt and 2 late
+/// events. Three partitions: the two runs' consumers interleave them
+/// differently.
+struct Scenario {
+    brokers: &'static str,
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    id: String,
+    a: Topology,
+    b: Topology,
+    loaded: resynth::source::load::Loaded,
+}
+
+fn scenario(
+    tag: &str,
+    second: &str,
+    patients: usize,
+    drift_from: usize,
+    seed: u64,
+    windows: usize,
+) -> Scenario {
     let brokers = common::kafka();
     let rt = rt();
-    let id = common::unique("restore");
+    let id = common::unique(tag);
     let dir = tempfile::tempdir().unwrap();
     let source = format!("{id}.labs");
-    // Same name (so the same batch ids), own group, outputs and audit dir.
     let topology = |run: &str| -> Topology {
         let mut t = common::topology(brokers, &format!("{id}-{run}"), &dir.path().join(run));
         t.name = id.clone();
@@ -100,10 +121,9 @@ fn restarting_after_every_window_publishes_what_an_uninterrupted_run_does() {
         t.kafka.transactional_id = Some(format!("{id}-{run}"));
         t
     };
-    let (a, b) = (topology("a"), topology("b"));
+    let (a, b) = (topology("a"), topology(second));
     let mut topics = common::all_topics(&a);
     topics.extend(common::all_topics(&b).into_iter().skip(1));
-    // Three partitions: the two runs' consumers interleave them differently.
     rt.block_on(common::create_topics(
         brokers,
         &topics.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
@@ -111,16 +131,14 @@ fn restarting_after_every_window_publishes_what_an_uninterrupted_run_does() {
     ));
     let schema = RecordSchema::load(&a.source.schema).unwrap();
     let sim = Simulator::new(SimulatorConfig {
-        patients: 3000,
+        patients,
         window_ms: (a.window.size_secs * 1000) as i64,
-        // Persistent from window 2: with persist_k = 2 of 3, the refit is
-        // decided on window 3, one restart after window 2 drifted first.
         drift: Some(DriftSpec {
-            start_window: 2,
+            start_window: drift_from,
             columns: vec!["hba1c".into(), "glucose".into()],
             size: 1.0,
         }),
-        seed: 23,
+        seed,
         ..Default::default()
     });
     let loaded = load_topic(
@@ -129,7 +147,7 @@ fn restarting_after_every_window_publishes_what_an_uninterrupted_run_does() {
         &sim,
         &schema,
         &LoadPlan {
-            windows: 5,
+            windows,
             max_events: None,
             corrupt: 3,
             late: 2,
@@ -137,6 +155,30 @@ fn restarting_after_every_window_publishes_what_an_uninterrupted_run_does() {
         },
     )
     .unwrap();
+    Scenario {
+        brokers,
+        rt,
+        dir,
+        id,
+        a,
+        b,
+        loaded,
+    }
+}
+
+#[test]
+fn restarting_after_every_window_publishes_what_an_uninterrupted_run_does() {
+    // Persistent from window 2: with persist_k = 2 of 3, the refit is
+    // decided on window 3, one restart after window 2 drifted first.
+    let Scenario {
+        brokers,
+        rt,
+        dir,
+        id,
+        a,
+        b,
+        loaded,
+    } = scenario("restore", "b", 3000, 2, 23, 5);
 
     let run = |t: &Topology, max_windows: Option<u64>| -> RunSummary {
         let options = RunOptions {
@@ -335,52 +377,15 @@ fn batches(o: &Outputs) -> usize {
 /// binary killed by each of `schedule` in turn (then unharmed runs until
 /// one finds nothing to do), and compares every committed output.
 fn killed_run(tag: &str, schedule: &[Kill]) -> Figures {
-    let brokers = common::kafka();
-    let rt = rt();
-    let id = common::unique(tag);
-    let dir = tempfile::tempdir().unwrap();
-    let source = format!("{id}.labs");
-    let topology = |run: &str| -> Topology {
-        let mut t = common::topology(brokers, &format!("{id}-{run}"), &dir.path().join(run));
-        t.name = id.clone();
-        t.kafka.source_topic = source.clone();
-        t.kafka.transactional_id = Some(format!("{id}-{run}"));
-        t
-    };
-    let (a, c) = (topology("a"), topology("c"));
-    let mut topics = common::all_topics(&a);
-    topics.extend(common::all_topics(&c).into_iter().skip(1));
-    rt.block_on(common::create_topics(
+    let Scenario {
         brokers,
-        &topics.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        3,
-    ));
-    let schema = RecordSchema::load(&a.source.schema).unwrap();
-    let sim = Simulator::new(SimulatorConfig {
-        patients: 2000,
-        window_ms: (a.window.size_secs * 1000) as i64,
-        drift: Some(DriftSpec {
-            start_window: 1,
-            columns: vec!["hba1c".into(), "glucose".into()],
-            size: 1.0,
-        }),
-        seed: 29,
-        ..Default::default()
-    });
-    let loaded = load_topic(
-        brokers,
-        &source,
-        &sim,
-        &schema,
-        &LoadPlan {
-            windows: 4,
-            max_events: None,
-            corrupt: 3,
-            late: 2,
-            format: EventFormat::Avro,
-        },
-    )
-    .unwrap();
+        rt,
+        dir,
+        a,
+        b: c,
+        loaded,
+        ..
+    } = scenario(tag, "c", 2000, 1, 29, 4);
     let options = RunOptions {
         idle_exit: Some(Duration::from_secs(3)),
         ..Default::default()
