@@ -6,7 +6,7 @@
 
 use crate::audit::binder::evidence::batch_evidence;
 use crate::audit::html::{HtmlContext, render};
-use crate::gate::{GateConfig, Roles, evaluate};
+use crate::gate::{GateConfig, GateReport, Roles, evaluate};
 use crate::table::{Column, Table};
 
 /// Planted training extremes (one patient each), the holdout's own
@@ -47,6 +47,31 @@ fn table(n: usize, phase: f64, extremes: &[f64], missing: usize, rare: (&str, us
     ])
 }
 
+/// One gate run and what it writes: the report, its HTML page and its JSON.
+fn reported(
+    train: &Table,
+    holdout: &Table,
+    synthetic: &Table,
+    config: &GateConfig,
+    roles: &Roles,
+) -> (GateReport, String, String) {
+    let report = evaluate(train, holdout, synthetic, config, roles, 1).unwrap();
+    let html = render(
+        &report,
+        &HtmlContext {
+            title: "cells",
+            meta: vec![],
+            train,
+            holdout: Some(holdout),
+            synthetic,
+            min_cell: config.small_cell_min,
+        },
+    )
+    .unwrap();
+    let json = serde_json::to_string(&report).unwrap();
+    (report, html, json)
+}
+
 /// Whether `text` holds `count` as a whole number: not as the end of a
 /// longer number ("13 of 600" does not hold "3 of 600").
 fn holds_count(text: &str, count: &str) -> bool {
@@ -65,20 +90,7 @@ fn reports_hold_no_small_real_count_or_exact_extreme() {
         null_replicates: 20,
         ..GateConfig::default()
     };
-    let report = evaluate(&train, &holdout, &synthetic, &config, &roles, 1).unwrap();
-    let html = render(
-        &report,
-        &HtmlContext {
-            title: "cells",
-            meta: vec![],
-            train: &train,
-            holdout: Some(&holdout),
-            synthetic: &synthetic,
-            min_cell: config.small_cell_min,
-        },
-    )
-    .unwrap();
-    let json = serde_json::to_string(&report).unwrap();
+    let (report, html, json) = reported(&train, &holdout, &synthetic, &config, &roles);
     let evidence = batch_evidence(&train, &holdout, &synthetic, &roles, 5, 11).to_string();
 
     // The copied extremes fail the new operator.
@@ -196,20 +208,7 @@ fn no_operator_names_a_rare_real_label() {
         utility_min_subgroup_rows: 2,
         ..GateConfig::default()
     };
-    let report = evaluate(&train, &holdout, &synthetic, &config, &roles, 1).unwrap();
-    let html = render(
-        &report,
-        &HtmlContext {
-            title: "cells",
-            meta: vec![],
-            train: &train,
-            holdout: Some(&holdout),
-            synthetic: &synthetic,
-            min_cell: config.small_cell_min,
-        },
-    )
-    .unwrap();
-    let json = serde_json::to_string(&report).unwrap();
+    let (report, html, json) = reported(&train, &holdout, &synthetic, &config, &roles);
     for (what, text) in [("html", &html), ("json", &json)] {
         assert!(!text.contains(TRAIN_RARE), "{what} names {TRAIN_RARE}");
     }

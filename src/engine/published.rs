@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
@@ -32,18 +31,12 @@ pub(super) fn tail_holds_batch(
     topic: &str,
     batch_id: &str,
 ) -> Result<bool, String> {
-    let mut config = ClientConfig::new();
-    for (k, v) in properties {
-        config.set(k, v);
-    }
-    let consumer: BaseConsumer = config
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "resynth-release-check")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .map_err(|e| format!("kafka client at {brokers}: {e}"))?;
+    // The source consumer's settings (read_committed, partition EOF, no
+    // commits); the group is never joined, partitions are assigned.
+    let consumer: BaseConsumer =
+        super::consumer_config(brokers, "resynth-release-check", properties)
+            .create()
+            .map_err(|e| format!("kafka client at {brokers}: {e}"))?;
     let md = consumer
         .fetch_metadata(Some(topic), TIMEOUT)
         .map_err(|e| format!("metadata of {topic}: {e}"))?;

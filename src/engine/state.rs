@@ -262,6 +262,14 @@ mod tests {
         }
     }
 
+    /// The resume states the commits' metadata carries, one per partition.
+    fn committed_states(commits: &BTreeMap<(String, i32), (i64, String)>) -> Vec<ResumeState> {
+        commits
+            .values()
+            .map(|(_, m)| serde_json::from_str(m).unwrap())
+            .collect()
+    }
+
     #[test]
     fn the_newest_engine_state_wins_and_positions_merge() {
         let commits = commit_offsets(
@@ -275,10 +283,7 @@ mod tests {
         );
         assert_eq!(commits[&("labs".to_string(), 0)].0, 10);
         assert_eq!(commits[&("labs".to_string(), 1)].0, 15, "held back");
-        let mut states: Vec<ResumeState> = commits
-            .values()
-            .map(|(_, m)| serde_json::from_str(m).unwrap())
-            .collect();
+        let mut states = committed_states(&commits);
         // A partition not read since an older window carries older state.
         states.push(ResumeState {
             closed_through_ms: Some(0),
@@ -313,10 +318,7 @@ mod tests {
             None,
             &engine(1, 1),
         );
-        let states: Vec<ResumeState> = commits
-            .values()
-            .map(|(_, m)| serde_json::from_str(m).unwrap())
-            .collect();
+        let states = committed_states(&commits);
         assert_eq!(
             commits[&("labs".to_string(), 0)].0,
             4,
@@ -340,10 +342,7 @@ mod tests {
             None,
             &engine(1, 1),
         );
-        let states: Vec<ResumeState> = commits
-            .values()
-            .map(|(_, m)| serde_json::from_str(m).unwrap())
-            .collect();
+        let states = committed_states(&commits);
         assert_eq!(merge(states).read_through, BTreeMap::from([(0, 6), (1, 8)]));
     }
 

@@ -353,6 +353,17 @@ mod tests {
         assert!(Extremes::of(&flat, None, 11).is_none());
     }
 
+    /// The exact training minimum and maximum of `lab`.
+    fn lab_range(t: &Table) -> (f64, f64) {
+        let ColumnValues::Numeric(lab) = &t.column("lab").unwrap().values else {
+            unreachable!()
+        };
+        (
+            lab.iter().copied().fold(f64::INFINITY, f64::min),
+            lab.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    }
+
     #[test]
     fn fails_a_batch_that_copies_extremes_and_passes_fresh_rows() {
         let (r, h) = (table(0.0, 3), table(0.3, 3));
@@ -363,14 +374,7 @@ mod tests {
         assert!(ok.passed, "{ok:?}");
         // A clamping generator: 2 % of rows sit on the exact training
         // minimum or maximum, and the rare site comes out 20 times.
-        let lab = match &r.column("lab").unwrap().values {
-            ColumnValues::Numeric(v) => v.clone(),
-            _ => unreachable!(),
-        };
-        let (lo, hi) = (
-            lab.iter().copied().fold(f64::INFINITY, f64::min),
-            lab.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        );
+        let (lo, hi) = lab_range(&r);
         let copied: Vec<f64> = (0..1000)
             .map(|i| match i % 50 {
                 0 => lo,
@@ -474,14 +478,7 @@ mod tests {
         // The holdout almost never hits: the shared floor and cap are out.
         assert!(ok.noise_floor.unwrap() < 0.01, "{ok:?}");
         // 2 % of rows clamped onto the lab's one-patient extremes.
-        let lab = match &r.column("lab").unwrap().values {
-            ColumnValues::Numeric(v) => v.clone(),
-            _ => unreachable!(),
-        };
-        let (lo, hi) = (
-            lab.iter().copied().fold(f64::INFINITY, f64::min),
-            lab.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        );
+        let (lo, hi) = lab_range(&r);
         let mut columns = fresh.columns.clone();
         columns[0] = Column::numeric(
             "lab",
