@@ -8,6 +8,11 @@
 //! point costs one atomic load. A value that names no point, or a bad `n`,
 //! is reported once on stderr and kills nothing: a typo in a test must not
 //! pass as "the engine survived".
+//!
+//! `RESYNTH_KILL_SIGNAL=SIGSTOP` freezes the process there instead, as a
+//! long GC pause, a frozen VM or a laptop lid does: librdkafka's heartbeats
+//! stop with it, so a test that holds it past `session.timeout.ms` (then
+//! sends SIGCONT) makes the engine lose its group membership mid-window.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,29 +37,40 @@ struct Armed {
     point: String,
     at: u64,
     seen: AtomicU64,
+    signal: libc::c_int,
 }
 
 fn armed() -> Option<&'static Armed> {
     static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
     ARMED
-        .get_or_init(|| parse(&std::env::var("RESYNTH_KILL_AT").ok()?))
+        .get_or_init(|| {
+            let signal = std::env::var("RESYNTH_KILL_SIGNAL").ok();
+            parse(&std::env::var("RESYNTH_KILL_AT").ok()?, signal.as_deref())
+        })
         .as_ref()
 }
 
-fn parse(spec: &str) -> Option<Armed> {
+fn parse(spec: &str, signal: Option<&str>) -> Option<Armed> {
     let (point, at) = match spec.split_once(':') {
         Some((p, n)) => (p, n.parse::<u64>().ok().filter(|&n| n > 0)),
         None => (spec, Some(1)),
     };
-    match at {
-        Some(at) if POINTS.contains(&point) => Some(Armed {
+    let signal = match signal {
+        None | Some("SIGKILL") => Some(libc::SIGKILL),
+        Some("SIGSTOP") => Some(libc::SIGSTOP),
+        Some(_) => None,
+    };
+    match (at, signal) {
+        (Some(at), Some(signal)) if POINTS.contains(&point) => Some(Armed {
             point: point.to_string(),
             at,
             seen: AtomicU64::new(0),
+            signal,
         }),
         _ => {
             eprintln!(
-                "RESYNTH_KILL_AT={spec:?}: expected <point>[:<n>], n >= 1, point one of {}; no kill point armed",
+                "RESYNTH_KILL_AT={spec:?} RESYNTH_KILL_SIGNAL={signal:?}: expected <point>[:<n>], \
+                 n >= 1, point one of {}, signal SIGKILL (default) or SIGSTOP; no kill point armed",
                 POINTS.join(", ")
             );
             None
@@ -62,14 +78,15 @@ fn parse(spec: &str) -> Option<Armed> {
     }
 }
 
-/// Ends the process here if this is the armed point's n-th arrival.
+/// Ends (or freezes) the process here if this is the armed point's n-th
+/// arrival.
 pub fn reached(point: &'static str) {
     debug_assert!(POINTS.contains(&point), "{point} is not listed");
     let Some(a) = armed() else { return };
     if a.point == point && a.seen.fetch_add(1, Ordering::Relaxed) + 1 == a.at {
-        // SAFETY: kill(2) on our own pid with a constant signal.
+        // SAFETY: kill(2) on our own pid with SIGKILL or SIGSTOP.
         unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
+            libc::kill(libc::getpid(), a.signal);
         }
     }
 }
@@ -80,11 +97,20 @@ mod tests {
 
     #[test]
     fn specs_name_a_point_and_an_arrival() {
-        let a = parse("before_commit:3").unwrap();
+        let a = parse("before_commit:3", None).unwrap();
         assert_eq!((a.point.as_str(), a.at), ("before_commit", 3));
-        assert_eq!(parse("fitted").unwrap().at, 1);
-        assert!(parse("fited").is_none(), "a typo arms nothing");
-        assert!(parse("gated:0").is_none());
-        assert!(parse("gated:x").is_none());
+        assert_eq!(a.signal, libc::SIGKILL);
+        assert_eq!(parse("fitted", None).unwrap().at, 1);
+        assert!(parse("fited", None).is_none(), "a typo arms nothing");
+        assert!(parse("gated:0", None).is_none());
+        assert!(parse("gated:x", None).is_none());
+        assert_eq!(
+            parse("gated", Some("SIGSTOP")).unwrap().signal,
+            libc::SIGSTOP
+        );
+        assert!(
+            parse("gated", Some("STOP")).is_none(),
+            "nor does a bad signal"
+        );
     }
 }

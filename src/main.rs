@@ -402,10 +402,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 stop,
             };
             let brokers = topo.kafka.brokers.clone();
-            let summary = engine::run(&topo, &brokers, &options, rt.handle(), &mut |p| {
-                tracing::info!(progress = ?p);
-                demo::print_progress(p)
-            })?;
+            let summary = engine::supervisor::run_supervised(
+                &topo,
+                &brokers,
+                &options,
+                rt.handle(),
+                &mut |p| {
+                    tracing::info!(progress = ?p);
+                    demo::print_progress(p)
+                },
+            )?;
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
@@ -535,7 +541,7 @@ const EMBEDDED_DEMO_DIR: &str = "out/demo-topology";
 
 fn print_summary(s: &RunSummary) {
     println!(
-        "summary: {} events in, {} dead-lettered, {} too late, {} windows closed ({} skipped), {} refits, {} batches published ({} records), {} quarantined, {} transactions, deployed model v{}, {:.1} s",
+        "summary: {} events in, {} dead-lettered, {} too late, {} windows closed ({} skipped), {} refits, {} batches published ({} records), {} quarantined, {} transactions, deployed model v{}, {:.1} s{}",
         s.events_in,
         s.dead_lettered,
         s.late,
@@ -548,7 +554,15 @@ fn print_summary(s: &RunSummary) {
         s.transactions,
         s.deployed_version
             .map_or("-".to_string(), |v| v.to_string()),
-        s.elapsed_secs
+        s.elapsed_secs,
+        if s.restarts > 0 {
+            format!(
+                " ({} restart(s) after Kafka outages; counts are the last start's)",
+                s.restarts
+            )
+        } else {
+            String::new()
+        }
     );
 }
 

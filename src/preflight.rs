@@ -170,7 +170,16 @@ impl ClientContext for Captured {
         // until its abort is written, and the log line can arrive after the
         // init succeeded) is not a problem.
         let retried = matches!(level, L::Warning) && message.ends_with(": retrying");
-        if retried {
+        // `kafka.properties` go to every client, so a consumer setting
+        // (`session.timeout.ms`) reaches the producer, which says it ignores
+        // it: a remark on the configuration, not an access problem.
+        let ignored_setting = matches!(level, L::Warning)
+            && (message
+                .ends_with("is a consumer property and will be ignored by this producer instance")
+                || message.ends_with(
+                    "is a producer property and will be ignored by this consumer instance",
+                ));
+        if retried || ignored_setting {
             return;
         }
         if matches!(fac, "TXNERR" | "ADDPARTS" | "FAIL")
@@ -601,4 +610,43 @@ fn write_probe(p: &BaseProducer<Captured>, topic: &str, timeout: Duration) -> Re
     }
     problems.extend(errors.iter().map(|(_, r)| r.clone()));
     Err(problems.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::RDKafkaLogLevel as L;
+
+    fn kept(level: L, message: &str) -> usize {
+        let c = Captured::default();
+        c.log(level, "CONFWARN", message);
+        c.errors.lock().unwrap().len()
+    }
+
+    #[test]
+    fn settings_a_client_ignores_and_retries_are_not_access_problems() {
+        assert_eq!(
+            kept(
+                L::Warning,
+                "[thrd:app]: Configuration property session.timeout.ms is a consumer property and will be ignored by this producer instance"
+            ),
+            0
+        );
+        assert_eq!(
+            kept(
+                L::Warning,
+                "[thrd:app]: Configuration property linger.ms is a producer property and will be ignored by this consumer instance"
+            ),
+            0
+        );
+        assert_eq!(
+            kept(
+                L::Warning,
+                "InitProducerId failed: Coordinator load in progress: retrying"
+            ),
+            0
+        );
+        assert_eq!(kept(L::Warning, "SASL authentication failed"), 1);
+        assert_eq!(kept(L::Error, "ssl handshake failed"), 1);
+    }
 }

@@ -289,6 +289,12 @@ fn outputs(brokers: &str, t: &Topology) -> Outputs {
 enum Kill {
     At(String),
     After(Duration),
+    /// Frozen (SIGSTOP) at a kill point for `hold`, then SIGCONT: the run
+    /// must go on to the end by itself.
+    Freeze {
+        at: String,
+        hold: Duration,
+    },
 }
 
 /// One `resynth run` of the real binary: whether it was killed, and its
@@ -309,13 +315,21 @@ fn run_binary(
     .env("RUST_LOG", "warn")
     .stdout(Stdio::piped())
     .stderr(std::fs::File::create(log).unwrap());
-    if let Some(Kill::At(k)) = kill {
-        c.env("RESYNTH_KILL_AT", k);
+    match kill {
+        Some(Kill::At(k)) => {
+            c.env("RESYNTH_KILL_AT", k);
+        }
+        Some(Kill::Freeze { at, .. }) => {
+            c.env("RESYNTH_KILL_AT", at)
+                .env("RESYNTH_KILL_SIGNAL", "SIGSTOP");
+        }
+        _ => {}
     }
     let child = c.spawn().unwrap();
     let pid = child.id();
-    // The timed kill is the fault injected, not a wait for anything; it is
-    // called off once the run has ended, so it never hits a reused pid.
+    // The timed kill and the hold are the faults injected, not waits for
+    // anything; both are called off once the run has ended, so they never
+    // hit a reused pid.
     let (ended, ends) = std::sync::mpsc::channel::<()>();
     let timer = match kill {
         Some(Kill::After(d)) => {
@@ -324,6 +338,23 @@ fn run_binary(
                 if ends.recv_timeout(d).is_err() {
                     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                 }
+            }))
+        }
+        Some(Kill::Freeze { hold, .. }) => {
+            let hold = *hold;
+            Some(std::thread::spawn(move || {
+                // Until the engine stops itself at its point (or ends
+                // without reaching it)...
+                while !stopped(pid) {
+                    if ends.recv_timeout(Duration::from_millis(20)).is_ok() {
+                        return;
+                    }
+                }
+                // ...then frozen for `hold`, as a long GC pause would.
+                std::thread::sleep(hold);
+                let _ = Command::new("kill")
+                    .args(["-CONT", &pid.to_string()])
+                    .status();
             }))
         }
         _ => None,
@@ -349,10 +380,24 @@ fn run_binary(
     )
 }
 
+/// Whether `pid` is stopped by a signal (state `T` in /proc/<pid>/stat).
+fn stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The state follows the command name's closing parenthesis.
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|st| st == "T")
+        })
+        .unwrap_or(false)
+}
+
 /// What a run with kills changed against the uninterrupted one.
 #[derive(Debug, Default, PartialEq)]
 struct Figures {
     kills: usize,
+    /// Starts again after a Kafka error, inside the runs (`restarts`).
+    restarts: u64,
     batches_expected: usize,
     batches_seen: usize,
     records_lost: usize,
@@ -377,15 +422,23 @@ fn batches(o: &Outputs) -> usize {
 /// binary killed by each of `schedule` in turn (then unharmed runs until
 /// one finds nothing to do), and compares every committed output.
 fn killed_run(tag: &str, schedule: &[Kill]) -> Figures {
+    killed_run_with(tag, schedule, &[])
+}
+
+/// [`killed_run`] with extra client properties for the harmed runs.
+fn killed_run_with(tag: &str, schedule: &[Kill], properties: &[(&str, &str)]) -> Figures {
     let Scenario {
         brokers,
         rt,
         dir,
         a,
-        b: c,
+        b: mut c,
         loaded,
         ..
     } = scenario(tag, "c", 2000, 1, 29, 4);
+    for (k, v) in properties {
+        c.kafka.properties.insert(*k, *v);
+    }
     let options = RunOptions {
         idle_exit: Some(Duration::from_secs(3)),
         ..Default::default()
@@ -399,10 +452,11 @@ fn killed_run(tag: &str, schedule: &[Kill]) -> Figures {
 
     let file = dir.path().join("c.toml");
     std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
-    let mut kills = 0;
+    let (mut kills, mut restarts) = (0, 0);
     for (i, k) in schedule.iter().enumerate() {
-        let (killed, _) = run_binary(&file, Some(k), &dir.path().join(format!("c{i}.log")));
+        let (killed, s) = run_binary(&file, Some(k), &dir.path().join(format!("c{i}.log")));
         kills += killed as usize;
+        restarts += s.map_or(0, |s| s["restarts"].as_u64().unwrap());
     }
     for i in 0.. {
         assert!(i < 5, "the killed run never drains");
@@ -448,6 +502,7 @@ fn killed_run(tag: &str, schedule: &[Kill]) -> Figures {
     }
     Figures {
         kills,
+        restarts,
         batches_expected: batches(&oa),
         batches_seen: batches(&oc),
         records_lost: oa
@@ -504,6 +559,7 @@ fn routed_twice(x: &[Vec<u8>]) -> usize {
 fn assert_unchanged(f: &Figures) {
     let clean = Figures {
         kills: f.kills,
+        restarts: f.restarts,
         batches_expected: f.batches_expected,
         batches_seen: f.batches_expected,
         ..Figures::default()
@@ -533,6 +589,34 @@ fn kill_9_at_every_kill_point_changes_nothing() {
     let f = killed_run("kill9", &schedule);
     eprintln!("{f:?}");
     assert!(f.kills >= 6, "the schedule must mostly kill: {f:?}");
+    assert_unchanged(&f);
+}
+
+/// Issue 12, defect 6: frozen mid-window past `session.timeout.ms` (as a
+/// broker pause or a long GC pause freezes the heartbeats), the engine loses
+/// its group membership; its transaction is refused ("Unknown member"), and
+/// before the supervisor it exited 2. Now the same process starts again from
+/// the committed state and the output is what an unharmed run publishes.
+#[test]
+fn frozen_past_the_session_timeout_the_run_goes_on_and_changes_nothing() {
+    let schedule = [Kill::Freeze {
+        at: "gated:2".into(),
+        hold: Duration::from_secs(10),
+    }];
+    let f = killed_run_with(
+        "freeze",
+        &schedule,
+        &[
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
+        ],
+    );
+    eprintln!("{f:?}");
+    assert_eq!(f.kills, 0, "{f:?}");
+    assert!(
+        f.restarts >= 1,
+        "a membership lost mid-window costs the run one start: {f:?}"
+    );
     assert_unchanged(&f);
 }
 

@@ -14,6 +14,7 @@ pub mod ingest;
 mod journal;
 mod published;
 mod state;
+pub mod supervisor;
 mod window_job;
 
 use std::collections::BTreeMap;
@@ -200,6 +201,9 @@ pub struct RunSummary {
     pub transactions: u64,
     pub deployed_version: Option<u64>,
     pub elapsed_secs: f64,
+    /// Starts after a recoverable Kafka error (`supervisor::run_supervised`);
+    /// the other counts are those of the last start.
+    pub restarts: u64,
 }
 
 /// Everything `check` verifies without touching Kafka: schemas load, the event
