@@ -1,14 +1,16 @@
-//! Deep fuzzing of the network-facing decoders (Avro datum, JSON object)
+//! Deep fuzzing of the network-facing decoders (Avro datum, JSON object,
+//! FHIR resource)
 //! for as long as asked, with the allocation of every decode measured.
 //!
 //! ```text
 //! cargo run --release --example fuzz_decoders -- [--seconds 300] [--seed N]
 //! ```
 //! Inputs: arbitrary bytes, mutations of valid simulator events
-//! (`resynth::schema::fuzz::mutate`) and the fixed hostile cases. Fails
-//! (exit 1) on a panic, on a decode using more than 50 ms + 0.1 µs per byte
-//! of CPU, or on one that allocates more than 64 KiB + 8 × its size; prints
-//! the executions reached, the rate and the worst allocation ratio.
+//! (`resynth::schema::fuzz::mutate`; for FHIR, the same events as
+//! Observations) and the fixed hostile cases. Fails (exit 1) on a panic, on
+//! a decode using more than 50 ms + 0.1 µs per byte of CPU, or on one that
+//! allocates more than 64 KiB + 8 × its size; prints the executions
+//! reached, the rate and the worst allocation ratio.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -92,16 +94,26 @@ fn main() {
     let mut worst_ratio = 0.0f64;
     let mut worst_bytes = 0usize;
     let mut failures = 0u64;
-    'outer: for format in [EventFormat::Avro, EventFormat::Json].into_iter().cycle() {
+    let fhir_source = resynth::schema::fhir::example::observation_source();
+    let fhir_schema = Arc::new(RecordSchema::for_source(&fhir_source).expect("fhir schema"));
+    let new_decoder = |format: EventFormat| match format {
+        EventFormat::Fhir => EventDecoder::for_source(fhir_schema.clone(), &fhir_source).unwrap(),
+        _ => EventDecoder::new(schema.clone(), format, "event_time").unwrap(),
+    };
+    'outer: for format in [EventFormat::Avro, EventFormat::Json, EventFormat::Fhir]
+        .into_iter()
+        .cycle()
+    {
         let valid: Vec<Vec<u8>> = events
             .iter()
             .take(500)
             .map(|e| match format {
                 EventFormat::Avro => encode_event_avro(&schema, e).unwrap(),
                 EventFormat::Json => encode_event_json(e),
+                EventFormat::Fhir => resynth::schema::fhir::example::observation_bytes(e),
             })
             .collect();
-        let mut d = EventDecoder::new(schema.clone(), format, "event_time").unwrap();
+        let mut d = new_decoder(format);
         let mut inputs: Vec<Vec<u8>> = hostile_cases().into_iter().map(|(_, b)| b).collect();
         for _ in 0..5000 {
             inputs.push(if rng.random_bool(0.2) {
@@ -135,7 +147,7 @@ fn main() {
                         input.len(),
                         &input[..input.len().min(64)]
                     );
-                    d = EventDecoder::new(schema.clone(), format, "event_time").unwrap();
+                    d = new_decoder(format);
                 }
                 Ok(Err(_)) => errors += 1,
                 Ok(Ok(_)) => {}

@@ -17,6 +17,10 @@ pub const DEAD_LETTERS_TRUNCATED: &str = "resynth_dead_letters_truncated_total";
 /// Too-late events (every window holding them finalised), by `topic` (the
 /// source) and `policy` (`topic`: sent to the late topic; `drop`: dropped).
 pub const EVENTS_LATE: &str = "resynth_events_late_total";
+/// FHIR versions and withdrawals (`entered-in-error`) that arrived after
+/// their window was finalised, by source `topic`; also counted in
+/// [`EVENTS_LATE`] and routed like any late event.
+pub const FHIR_LATE_REPLACEMENTS: &str = "resynth_fhir_late_replacements_total";
 /// Events behind the watermark that still landed in an open window
 /// (within `window.allowed_lateness_secs`).
 pub const EVENTS_LATE_ACCEPTED: &str = "resynth_events_late_accepted_total";
@@ -92,6 +96,7 @@ pub const CATALOGUE: &[&str] = &[
     DEAD_LETTERS_TRUNCATED,
     EVENTS_LATE,
     EVENTS_LATE_ACCEPTED,
+    FHIR_LATE_REPLACEMENTS,
     BUFFERED_EVENTS,
     BACKPRESSURE_PAUSES,
     WINDOWS_MERGED,

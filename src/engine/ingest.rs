@@ -395,6 +395,8 @@ impl Drop for Ingest {
 pub struct Sorted {
     /// Message indices too late for any open window.
     pub late: Vec<usize>,
+    /// Of `late`: FHIR versions and withdrawals (`schema::fhir::is_replacement`).
+    pub late_replacements: u64,
     /// Message indices that did not decode, with the reason.
     pub bad: Vec<(usize, DecodeError)>,
     /// Messages a previous run already handled (re-read below its read position).
@@ -436,6 +438,8 @@ pub fn sort_rows(
                 sorted.replayed += 1;
             } else {
                 sorted.late.push(decoded.row_message[r] as usize);
+                sorted.late_replacements +=
+                    u64::from(crate::schema::fhir::is_replacement(&rows.batch, r));
             }
         }
     }

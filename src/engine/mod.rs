@@ -74,6 +74,8 @@ pub enum EngineError {
     Audit(#[from] audit::AuditError),
     #[error("generator: {0}")]
     Generate(String),
+    #[error("FHIR version rule: {0}")]
+    Versions(datafusion::arrow::error::ArrowError),
     #[error("gate: {0}")]
     Gate(String),
     #[error("encoding synthetic records: {0}")]
@@ -178,6 +180,9 @@ pub struct RunSummary {
     pub dead_letters_truncated: u64,
     /// Too-late events (sent to the late topic or dropped, per policy).
     pub late: u64,
+    /// Of `late`: FHIR versions and withdrawals of resources whose window
+    /// was already finalised (`schema::fhir::is_replacement`).
+    pub late_replacements: u64,
     /// Events behind the watermark that still landed in an open window.
     pub late_accepted: u64,
     /// Sliding-window events that missed some finalised windows but landed
@@ -213,8 +218,7 @@ pub fn check_offline(
     rt: &tokio::runtime::Handle,
 ) -> Result<(RecordSchema, RecordSchema), Vec<String>> {
     let mut problems = Vec::new();
-    let source =
-        RecordSchema::load(&topology.source.schema).map_err(|e| format!("source.schema: {e}"));
+    let source = RecordSchema::for_source(&topology.source).map_err(|e| format!("source: {e}"));
     let output =
         RecordSchema::load(&topology.output.schema).map_err(|e| format!("output.schema: {e}"));
     let (source, output) = match (source, output) {
@@ -413,12 +417,8 @@ pub fn run(
     run_health.step("loading the model registry and audit log");
     let source_schema = Arc::new(source_schema);
     let arrow_schema = source_schema.arrow_schema();
-    let decoder = EventDecoder::new(
-        source_schema.clone(),
-        topology.source.format,
-        &topology.source.event_time_field,
-    )
-    .ok_or_else(|| EngineError::Check(vec!["source.event_time_field: unusable".into()]))?;
+    let decoder = EventDecoder::for_source(source_schema.clone(), &topology.source)
+        .map_err(EngineError::Check)?;
     let mut ingest = Ingest::with_future_bound(
         decoder,
         topology.window.spec().pane_ms(),
@@ -743,6 +743,9 @@ pub fn run(
             if let Some(small) = carry.take() {
                 window = merge_windows(small, window);
             }
+            // FHIR: latest version per resource id, withdrawals removed.
+            crate::schema::fhir::resolve_window(&topology.source, &arrow_schema, &mut window)
+                .map_err(EngineError::Versions)?;
             let window_end = window.end_ms;
             // Later windows closed in this same round are still unfinished.
             let mut held = windower.held_offsets();
@@ -1086,6 +1089,12 @@ fn absorb(
         counter!(t::EVENTS_LATE, "topology" => name.clone(),
                  "topic" => topology.kafka.source_topic.clone(), "policy" => policy)
         .increment(late);
+        if sorted.late_replacements > 0 {
+            summary.late_replacements += sorted.late_replacements;
+            counter!(t::FHIR_LATE_REPLACEMENTS, "topology" => name.clone(),
+                     "topic" => topology.kafka.source_topic.clone())
+            .increment(sorted.late_replacements);
+        }
         if topology.window.late_policy == LatePolicy::Topic {
             let late_topic = topology
                 .kafka

@@ -36,6 +36,12 @@ pub enum DecodeError {
     Json(String),
     #[error("field {field:?}: expected {expected}")]
     Field { field: String, expected: String },
+    /// A `fhir` resource: the path of the column (or `resourceType`) and
+    /// what was wrong there, never the value.
+    #[error("FHIR path {path:?}: {problem}")]
+    Fhir { path: String, problem: String },
+    #[error("{bytes} bytes is more than the source's limit of {max} (source.max_resource_bytes)")]
+    TooLarge { bytes: usize, max: usize },
     #[error("field {field:?}: event time is missing")]
     MissingEventTime { field: String },
     /// Too far ahead of the wall clock (`window.max_future_ms`): it would
@@ -91,12 +97,44 @@ pub struct EventDecoder {
     event_time_ms: Vec<i64>,
     partition: Vec<i32>,
     offset: Vec<i64>,
+    /// `format = "fhir"`: the compiled column paths.
+    fhir: Option<Box<super::fhir::FhirPlan>>,
 }
 
 impl EventDecoder {
+    /// The decoder of one source, whatever its format: the constructor the
+    /// engine calls. `schema` is [`RecordSchema::for_source`] of `source`.
+    pub fn for_source(
+        schema: Arc<RecordSchema>,
+        source: &crate::topology::SourceConfig,
+    ) -> Result<EventDecoder, Vec<String>> {
+        let unusable = || vec!["source.event_time_field: unusable".to_string()];
+        match source.format {
+            EventFormat::Avro | EventFormat::Json => {
+                EventDecoder::new(schema, source.format, &source.event_time_field)
+                    .ok_or_else(unusable)
+            }
+            EventFormat::Fhir => {
+                let plan = super::fhir::FhirPlan::new(source)?;
+                let mut d = EventDecoder::build(schema, EventFormat::Fhir, plan.time_slot())
+                    .ok_or_else(unusable)?;
+                d.fhir = Some(Box::new(plan));
+                Ok(d)
+            }
+        }
+    }
+
     /// `time_field` must name a numeric field of `schema` (checked by `check`).
+    /// Avro and JSON only (`fhir` needs its columns: [`for_source`](Self::for_source)).
     pub fn new(schema: Arc<RecordSchema>, format: EventFormat, time_field: &str) -> Option<Self> {
+        if format == EventFormat::Fhir {
+            return None;
+        }
         let time_index = schema.field_index(time_field)?;
+        EventDecoder::build(schema, format, time_index)
+    }
+
+    fn build(schema: Arc<RecordSchema>, format: EventFormat, time_index: usize) -> Option<Self> {
         if !matches!(
             schema.fields[time_index].kind,
             FieldKind::TimestampMillis | FieldKind::Long | FieldKind::Int
@@ -119,6 +157,7 @@ impl EventDecoder {
             event_time_ms: Vec::new(),
             partition: Vec::new(),
             offset: Vec::new(),
+            fhir: None,
         })
     }
 
@@ -174,6 +213,10 @@ impl EventDecoder {
         let read = match self.format {
             EventFormat::Avro => self.read_avro(payload),
             EventFormat::Json => self.read_json(payload),
+            EventFormat::Fhir => match &self.fhir {
+                Some(plan) => plan.read(payload, &mut self.slots, &mut self.text),
+                None => Err(DecodeError::Json("no FHIR columns".into())),
+            },
         };
         if let Err(e) = read {
             self.slots.clear();

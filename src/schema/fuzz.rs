@@ -1,4 +1,5 @@
-//! Hostile inputs for the network-facing decoders (Avro datum, JSON object):
+//! Hostile inputs for the network-facing decoders (Avro datum, JSON object,
+//! FHIR resource):
 //! arbitrary bytes and mutations of valid events, shared by the bounded
 //! property tests that CI runs (below) and the long-running fuzz command
 //! (`cargo run --release --example fuzz_decoders -- --seconds 300`), which
@@ -114,7 +115,58 @@ pub fn hostile_cases() -> Vec<(&'static str, Vec<u8>)> {
     ));
     v.push(("1 MB of 0xff", vec![0xff; 1 << 20]));
     v.push(("1 MB of zeros", vec![0; 1 << 20]));
+    v.extend(fhir_hostile_cases());
     v
+}
+
+/// FHIR-shaped hostile payloads: deep nesting and huge arrays on a column's
+/// path, filters that never match, a resource just above the size limit.
+pub fn fhir_hostile_cases() -> Vec<(&'static str, Vec<u8>)> {
+    let obs = |body: String| format!("{{\"resourceType\":\"Observation\",{body}}}").into_bytes();
+    vec![
+        (
+            "fhir: deep arrays on a path",
+            obs(format!(
+                "\"code\":{{\"coding\":{}{}}}",
+                "[".repeat(50_000),
+                "]".repeat(50_000)
+            )),
+        ),
+        (
+            "fhir: deep objects off the paths",
+            obs(format!(
+                "\"x\":{}1{}",
+                "{\"a\":".repeat(50_000),
+                "}".repeat(50_000)
+            )),
+        ),
+        (
+            "fhir: 100k codings, none matching",
+            obs(format!(
+                "\"code\":{{\"coding\":[{}{{}}]}}",
+                "{\"system\":\"s\",\"code\":\"c\"},".repeat(100_000)
+            )),
+        ),
+        (
+            "fhir: 300k empty objects in an array on a path",
+            obs(format!(
+                "\"code\":{{\"coding\":[{}{{}}]}}",
+                "{},".repeat(300_000)
+            )),
+        ),
+        (
+            "fhir: just above 1 MiB",
+            obs(format!("\"note\":\"{}\"", "x".repeat(1 << 20))),
+        ),
+        (
+            "fhir: top-level array",
+            b"[{\"resourceType\":\"Observation\"}]".to_vec(),
+        ),
+        (
+            "fhir: escaped key and value",
+            obs("\"\\u0069d\":\"\\u0061\",\"status\":\"\\ud800\"".into()),
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -144,6 +196,20 @@ mod tests {
         )
     }
 
+    /// A decoder of `format`; `fhir` reads the example Observation source.
+    fn decoder(format: EventFormat) -> EventDecoder {
+        match format {
+            EventFormat::Fhir => {
+                let source = crate::schema::fhir::example::observation_source();
+                let schema = Arc::new(RecordSchema::for_source(&source).unwrap());
+                EventDecoder::for_source(schema, &source).unwrap()
+            }
+            _ => EventDecoder::new(schema(), format, "event_time").unwrap(),
+        }
+    }
+
+    const FORMATS: [EventFormat; 3] = [EventFormat::Avro, EventFormat::Json, EventFormat::Fhir];
+
     fn valid(format: EventFormat, n: usize) -> Vec<Vec<u8>> {
         let schema = schema();
         let sim = Simulator::new(SimulatorConfig {
@@ -157,6 +223,7 @@ mod tests {
             .map(|e| match format {
                 EventFormat::Avro => encode_event_avro(&schema, e).unwrap(),
                 EventFormat::Json => encode_event_json(e),
+                EventFormat::Fhir => crate::schema::fhir::example::observation_bytes(e),
             })
             .collect()
     }
@@ -190,8 +257,8 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-            for format in [EventFormat::Avro, EventFormat::Json] {
-                let mut d = EventDecoder::new(schema(), format, "event_time").unwrap();
+            for format in FORMATS {
+                let mut d = decoder(format);
                 check(&mut d, &bytes);
             }
         }
@@ -199,9 +266,9 @@ mod tests {
         #[test]
         fn mutated_valid_events_never_panic(seed in any::<u64>()) {
             let mut rng = StdRng::seed_from_u64(seed);
-            for format in [EventFormat::Avro, EventFormat::Json] {
+            for format in FORMATS {
                 let events = valid(format, 8);
-                let mut d = EventDecoder::new(schema(), format, "event_time").unwrap();
+                let mut d = decoder(format);
                 for e in &events {
                     let m = mutate(&mut rng, e);
                     check(&mut d, &m);
@@ -212,8 +279,8 @@ mod tests {
 
     #[test]
     fn hostile_cases_are_decode_errors() {
-        for format in [EventFormat::Avro, EventFormat::Json] {
-            let mut d = EventDecoder::new(schema(), format, "event_time").unwrap();
+        for format in FORMATS {
+            let mut d = decoder(format);
             for (name, bytes) in hostile_cases() {
                 let started = Instant::now();
                 let r = d.decode(&bytes, 0, 0);

@@ -10,6 +10,7 @@ pub mod arrow_table;
 pub mod avro_binary;
 pub mod decode;
 pub mod encode;
+pub mod fhir;
 pub mod fuzz;
 mod json_record;
 
@@ -96,6 +97,15 @@ impl RecordSchema {
             source,
         })?;
         RecordSchema::parse(&text, &shown)
+    }
+
+    /// The schema of a source's events: its `.avsc` for `avro` and `json`,
+    /// built from its columns for `fhir` (`fhir::record_schema`).
+    pub fn for_source(source: &crate::topology::SourceConfig) -> Result<RecordSchema, SchemaError> {
+        match source.format {
+            crate::topology::EventFormat::Fhir => fhir::record_schema(source),
+            _ => RecordSchema::load(&source.schema),
+        }
     }
 
     /// Parses schema text; `origin` names it in errors.

@@ -88,6 +88,7 @@ pub fn load_topic_with(
                 encode_event_avro(schema, e).expect("simulator events fit the schema")
             }
             EventFormat::Json => encode_event_json(e),
+            EventFormat::Fhir => crate::schema::fhir::example::observation_bytes(e),
         }
     };
     let send = |key: &[u8], payload: &[u8]| -> Result<(), KafkaError> {

@@ -135,19 +135,83 @@ pub enum EventFormat {
     Avro,
     /// One JSON object per message with the fields of `schema`.
     Json,
+    /// One FHIR R4 resource (JSON) per message, decoded into `columns` by
+    /// path (see `schema::fhir`); no `schema` file.
+    Fhir,
 }
 
 /// How source events are decoded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `avro` or `json`.
+    /// `avro`, `json` or `fhir`.
     pub format: EventFormat,
     /// Avro schema (`.avsc`) of a source event, relative to the topology file.
-    /// JSON events are validated against it too.
+    /// JSON events are validated against it too. Required for `avro` and
+    /// `json`; not given for `fhir` (the columns are the schema).
+    #[serde(default, skip_serializing_if = "path_is_empty")]
     pub schema: PathBuf,
-    /// Field holding the event time (Avro `timestamp-millis` or a long in ms).
+    /// Field holding the event time (Avro `timestamp-millis` or a long in
+    /// ms). For `fhir`: the name of a `timestamp` column of `columns`.
     pub event_time_field: String,
+    /// `fhir` only: the `resourceType` every message must have
+    /// (`Observation`, `Patient`, ...); any other is a dead letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// `fhir` only: the columns, each a path into the resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<FhirColumn>,
+    /// `fhir` only: path of the status that marks a withdrawal
+    /// (`entered-in-error`). Default by resource type: `status`, or for
+    /// Condition and AllergyIntolerance
+    /// `verificationStatus.coding[system='...'].code`; Patient and other
+    /// types without a status have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_path: Option<String>,
+    /// `fhir` only: larger messages are dead letters before they are parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_resource_bytes: Option<usize>,
+}
+
+/// One column of a `fhir` source: where its value is in the resource and
+/// which flat type it takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirColumn {
+    /// Column name in the window's table (a plain SQL identifier).
+    pub name: String,
+    /// Path into the resource: `code.coding[system='http://loinc.org'].code`,
+    /// `valueQuantity.value`, alternatives with `|` (see `schema::fhir::path`).
+    pub path: String,
+    /// `string`, `int`, `long`, `double`, `boolean`, `timestamp` (a FHIR
+    /// date, dateTime or instant as ms since the epoch) or `age_years` (a
+    /// FHIR date, e.g. `birthDate`, as completed years at the event time).
+    #[serde(rename = "type")]
+    pub kind: FhirValueType,
+    /// A resource without a value here is a dead letter; otherwise null.
+    #[serde(default = "default_true")]
+    pub required: bool,
+}
+
+/// The value type of a [`FhirColumn`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FhirValueType {
+    String,
+    Int,
+    Long,
+    Double,
+    Boolean,
+    Timestamp,
+    AgeYears,
+}
+
+fn path_is_empty(p: &Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Event-time windows and the training-table query.
@@ -501,7 +565,9 @@ impl Topology {
             message,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        topology.source.schema = base.join(&topology.source.schema);
+        if !path_is_empty(&topology.source.schema) {
+            topology.source.schema = base.join(&topology.source.schema);
+        }
         topology.output.schema = base.join(&topology.output.schema);
         for key in &mut topology.audit.approver_keys {
             *key = base.join(&*key);
@@ -594,6 +660,7 @@ impl Topology {
         if self.source.event_time_field.is_empty() {
             p.push("source.event_time_field: must not be empty".into());
         }
+        p.extend(self.source.problems("source"));
         let w = &self.window;
         if w.size_secs == 0 {
             p.push("window.size_secs: must be > 0".into());
@@ -704,6 +771,42 @@ impl Topology {
                 "telemetry.metrics_addr: expected host:port like 127.0.0.1:9898; got {:?}",
                 self.telemetry.metrics_addr
             ));
+        }
+        p
+    }
+}
+
+impl SourceConfig {
+    /// Every problem with the format-specific settings, each with its path
+    /// under `at` (`source`): the FHIR paths are parsed here, once, so a
+    /// bad one stops the topology at load, listed with all the others.
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        let fhir_only = [
+            ("resource_type", self.resource_type.is_some()),
+            ("columns", !self.columns.is_empty()),
+            ("status_path", self.status_path.is_some()),
+            ("max_resource_bytes", self.max_resource_bytes.is_some()),
+        ];
+        match self.format {
+            EventFormat::Avro | EventFormat::Json => {
+                if path_is_empty(&self.schema) {
+                    p.push(format!("{at}.schema: required for format avro and json"));
+                }
+                for (key, set) in fhir_only {
+                    if set {
+                        p.push(format!("{at}.{key}: only for format = \"fhir\""));
+                    }
+                }
+            }
+            EventFormat::Fhir => {
+                if !path_is_empty(&self.schema) {
+                    p.push(format!(
+                        "{at}.schema: not used by format = \"fhir\" (the columns are the schema); remove it"
+                    ));
+                }
+                p.extend(crate::schema::fhir::config_problems(self, at));
+            }
         }
         p
     }
