@@ -316,6 +316,7 @@ fn birth_day(batch: &BatchRef<'_>, row: usize, age: f64, visit_day: i64) -> i64 
 }
 
 /// Whole years from `birth` to `on` (day numbers), as a person counts them.
+#[cfg(test)]
 pub(super) fn age_on(birth: i64, on: i64) -> i64 {
     use crate::source::text_values::civil_from_days;
     let (by, bm, bd) = civil_from_days(birth);
