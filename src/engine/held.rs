@@ -26,7 +26,7 @@ use super::{EngineConsumer, EngineError};
 use crate::audit::AuditLog;
 use crate::audit::recorder::{Decided, Recorder};
 use crate::generate::{ModelRecord, ModelRegistry};
-use crate::schema::{RecordSchema, encode};
+use crate::schema::RecordSchema;
 use crate::sink::{Lineage, OutRecord, Publisher};
 use crate::topology::Topology;
 
@@ -99,11 +99,25 @@ pub(super) fn settle(
     }
     let lineage: Lineage = serde_json::from_value(held["lineage"].clone())
         .map_err(|e| EngineError::Generate(format!("held release lineage: {e}")))?;
-    let payloads = encode::encode_rows(
+    let (window_start_ms, window_end_ms) = crate::sink::fhir::window_bounds(&lineage.window)
+        .ok_or_else(|| {
+            EngineError::Generate(format!(
+                "held release {}: lineage window {:?} is not start-end",
+                decided.batch_id, lineage.window
+            ))
+        })?;
+    let payloads = crate::sink::fhir::encode_batch(
+        ctx.topology.output.format,
+        ctx.topology.output.fhir.as_ref(),
         ctx.output_schema,
-        &synthetic,
         &ctx.topology.model.id_columns,
-        &decided.batch_id,
+        &synthetic,
+        &crate::sink::fhir::BatchRef {
+            batch_id: &decided.batch_id,
+            sample_seed: seed,
+            window_start_ms,
+            window_end_ms,
+        },
     )
     .map_err(EngineError::Encode)?;
     let mut headers = lineage.headers();
@@ -113,10 +127,9 @@ pub(super) fn settle(
     ));
     let mut records: Vec<OutRecord> = payloads
         .into_iter()
-        .enumerate()
-        .map(|(i, payload)| OutRecord {
+        .map(|(key, payload)| OutRecord {
             topic: ctx.topology.output.topic.clone(),
-            key: Some(format!("{}-{i}", decided.batch_id).into_bytes()),
+            key: Some(key),
             payload,
             headers: headers.clone(),
         })

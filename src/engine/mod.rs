@@ -271,6 +271,9 @@ pub fn check_offline(
                 &training,
                 &topology.model.id_columns,
             ));
+            if let Some(mapping) = &topology.output.fhir {
+                problems.extend(mapping.check_columns(&training));
+            }
             // Drift columns must exist in the training table, with the right kind.
             use datafusion::arrow::datatypes::DataType;
             let numeric = |t: &DataType| t.is_numeric();

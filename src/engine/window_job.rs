@@ -16,7 +16,7 @@ use crate::generate::{
     self, FittedOn, GeneratorKind, GeneratorModel, ModelRecord, ModelRegistry, derive_seed,
     split_by_entity,
 };
-use crate::schema::{RecordSchema, arrow_table, encode};
+use crate::schema::{RecordSchema, arrow_table};
 use crate::sink::alerts::{Alert, AlertDetail, DriftAlert, FailedOperator};
 use crate::sink::{Lineage, OutRecord};
 use crate::telemetry as t;
@@ -472,23 +472,31 @@ pub fn process(
         // logged, not a reason to hold the batch.
         Err(e) => tracing::warn!(run_id = %run_id, error = %e, "HTML report not rendered"),
     }
-    let payloads = encode::encode_rows(
+    let payloads = crate::sink::fhir::encode_batch(
+        topo.output.format,
+        topo.output.fhir.as_ref(),
         ctx.output_schema,
-        &synthetic,
         &topo.model.id_columns,
-        &batch_id,
+        &synthetic,
+        &crate::sink::fhir::BatchRef {
+            batch_id: &batch_id,
+            sample_seed,
+            window_start_ms: window.start_ms,
+            window_end_ms: window.end_ms,
+        },
     )
     .map_err(EngineError::Encode)?;
+    let published = payloads.len();
     let mut headers = lineage.headers();
     let (topic, evidence) = route(&report, topo);
     headers.extend(evidence);
     // A passing batch under `output.require_approval` is held: nothing goes
     // out until an approver signs its binder (see engine::held).
     let hold = report.passed && topo.output.require_approval;
-    for (i, payload) in payloads.into_iter().enumerate().filter(|_| !hold) {
+    for (key, payload) in payloads.into_iter().filter(|_| !hold) {
         out.records.push(OutRecord {
             topic: topic.clone(),
-            key: Some(format!("{batch_id}-{i}").into_bytes()),
+            key: Some(key),
             payload,
             headers: headers.clone(),
         });
@@ -500,7 +508,8 @@ pub fn process(
     if hold {
         out.audit.push(("release_held".into(), summary));
     } else if report.passed {
-        out.published_records = n;
+        // Records on the topic: rows (Avro) or resources (FHIR).
+        out.published_records = published;
         out.audit.push(("batch_published".into(), summary));
         out.deploy = Some(model);
         progress(Progress::Published {

@@ -7,6 +7,7 @@
 //! and read-committed consumers never see a half-written or duplicated batch.
 
 pub mod alerts;
+pub mod fhir;
 pub mod files;
 pub mod lineage;
 

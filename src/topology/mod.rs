@@ -437,6 +437,16 @@ pub struct OutputConfig {
     /// judging drift against the last approved model, and starts no refit.
     #[serde(default)]
     pub require_approval: bool,
+    /// `avro` (default): one datum of `schema` per synthetic row. `fhir`:
+    /// FHIR R4 JSON resources instead (a Patient per row, its Observations
+    /// and Conditions, one resource per record keyed by the synthetic
+    /// patient id), as `[output.fhir]` maps them; `schema` is then still the
+    /// column contract `check` holds the training table to.
+    #[serde(default)]
+    pub format: crate::sink::fhir::OutputFormat,
+    /// How a synthetic row becomes FHIR resources (with `format = "fhir"`).
+    #[serde(default)]
+    pub fhir: Option<crate::sink::fhir::FhirMapping>,
 }
 
 /// Evidence on disk.
@@ -753,6 +763,12 @@ impl Topology {
                 self.audit.recipient
             ));
         }
+        p.extend(crate::sink::fhir::validate_output(
+            self.output.format,
+            self.output.fhir.as_ref(),
+            &self.model.id_columns,
+            &self.model.entity_column,
+        ));
         if self.output.require_approval && self.audit.approver_keys.is_empty() {
             p.push(
                 "output.require_approval: needs audit.approver_keys (the public keys whose approvals count)"
