@@ -86,6 +86,8 @@ pub struct Pacer<C: Clock> {
     pub clock: C,
     /// Total time spent waiting.
     pub waited: Duration,
+    /// The clock's reading when the pacer was made: the replay's start.
+    start: Duration,
 }
 
 impl<C: Clock> Pacer<C> {
@@ -93,6 +95,7 @@ impl<C: Clock> Pacer<C> {
         Pacer {
             speed,
             origin_ms,
+            start: clock.elapsed(),
             clock,
             waited: Duration::ZERO,
         }
@@ -104,7 +107,7 @@ impl<C: Clock> Pacer<C> {
         let Some(at) = due(self.speed, self.origin_ms, event_ms) else {
             return;
         };
-        let now = self.clock.elapsed();
+        let now = self.clock.elapsed().saturating_sub(self.start);
         if at > now {
             self.clock.sleep(at - now);
             self.waited += at - now;
@@ -185,6 +188,18 @@ mod tests {
         assert_eq!(p.waited, Duration::from_millis(1700));
         // A paced run lasts at least (last event − origin) / speed.
         assert!(p.clock.elapsed() >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_pace_counts_from_the_pacer_start_not_the_clock_start() {
+        // Indexing took 5 s before the first event was sent.
+        let clock = FakeClock {
+            now: Duration::from_secs(5),
+            ..Default::default()
+        };
+        let mut p = Pacer::new(Speed::Factor(3600.0), 0, clock);
+        p.wait_for(2 * HOUR);
+        assert_eq!(p.clock.sleeps, vec![Duration::from_secs(2)]);
     }
 
     #[test]
