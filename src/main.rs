@@ -239,7 +239,8 @@ struct ReplayArgs {
     /// A type's topic by name instead, e.g. --topic Patient=ehr.patients. Repeatable.
     #[arg(long = "topic", value_name = "TYPE=TOPIC")]
     topics: Vec<String>,
-    /// Types to replay, comma-separated (default: every type replay knows).
+    /// Types to replay, comma-separated (default: every type replay knows
+    /// but Provenance).
     #[arg(long, value_delimiter = ',')]
     types: Vec<String>,
     /// Replay events at or after this time (FHIR dateTime: 2020, 2020-06,
@@ -265,6 +266,9 @@ struct ReplayArgs {
     /// before anything is published.
     #[arg(long)]
     skip_bad: bool,
+    /// Longer lines are bad lines (Kafka's default max.message.bytes is 1048588).
+    #[arg(long, default_value_t = resynth::replay::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: usize,
 }
 
 #[derive(clap::Args)]
@@ -632,6 +636,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
     options.partitions = args.partitions;
     options.replication_factor = args.replication_factor;
     options.create_topics = !args.no_create_topics;
+    options.max_record_bytes = args.max_record_bytes;
     options.bad_lines = if args.skip_bad {
         index::BadLinePolicy::Skip
     } else {

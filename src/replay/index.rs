@@ -198,11 +198,13 @@ fn display_name(p: &Path) -> String {
 
 /// Reads every file once and builds the plan. `selected[k]`: whether
 /// `TYPES[k]` is replayed.
+/// Lines longer than `max_record_bytes` are bad lines.
 pub fn build(
     files: Vec<PathBuf>,
     selected: &[bool],
     span: Span,
     policy: BadLinePolicy,
+    max_record_bytes: usize,
 ) -> Result<Index, IndexError> {
     let mut index = Index {
         counts: vec![TypeCount::default(); TYPES.len()],
@@ -240,7 +242,20 @@ pub fn build(
                 line: line_no,
                 reason,
             };
-            let probed = match resource::probe(line, &is_selected) {
+            let probed = if line.len() > max_record_bytes {
+                // Its type and key are not read: a skipped line of an
+                // unselected type may be large, a replayed one may not.
+                match resource::probe(line, &is_selected) {
+                    Ok(Line::Skipped(t)) => Ok(Line::Skipped(t)),
+                    Ok(Line::Resource(_)) | Err(_) => Err(LineError::TooLarge {
+                        bytes: line.len(),
+                        max: max_record_bytes,
+                    }),
+                }
+            } else {
+                resource::probe(line, &is_selected)
+            };
+            let probed = match probed {
                 Ok(Line::Resource(p)) => p,
                 Ok(Line::Skipped(t)) => {
                     *index.skipped_types.entry(t).or_default() += 1;
@@ -344,6 +359,30 @@ mod tests {
         )
     }
 
+    const MAX: usize = 1_000_000;
+
+    #[test]
+    fn a_line_over_the_record_limit_is_a_bad_line() {
+        let d = tempfile::tempdir().unwrap();
+        let small = obs("a", "2020-01-01T10:00:00Z");
+        let big = obs(&"x".repeat(200), "2020-01-01T10:00:00Z");
+        write(d.path(), "Observation.ndjson", &[&small, &big]);
+        let files = || collect_files(&[d.path().to_path_buf()]).unwrap();
+        let limit = small.len() + 10;
+        let err = build(files(), &all(), Span::default(), BadLinePolicy::Stop, limit)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "Observation.ndjson:2: {} bytes, over the {limit}-byte record limit",
+                big.len()
+            )),
+            "{err}"
+        );
+        let ix = build(files(), &all(), Span::default(), BadLinePolicy::Skip, limit).unwrap();
+        assert_eq!((ix.events.len(), ix.bad_lines), (1, 1));
+    }
+
     fn all() -> Vec<bool> {
         vec![true; TYPES.len()]
     }
@@ -392,7 +431,7 @@ mod tests {
             ],
         );
         let files = collect_files(&[d.path().to_path_buf()]).unwrap();
-        let ix = build(files, &all(), Span::default(), BadLinePolicy::Stop).unwrap();
+        let ix = build(files, &all(), Span::default(), BadLinePolicy::Stop, MAX).unwrap();
         let order: Vec<(i64, u8, &str)> = ix
             .events
             .iter()
@@ -458,6 +497,7 @@ mod tests {
             &all(),
             span,
             BadLinePolicy::Stop,
+            MAX,
         )
         .unwrap();
         let o = kind("Observation") as usize;
@@ -493,13 +533,13 @@ mod tests {
             ],
         );
         let files = || collect_files(&[d.path().to_path_buf()]).unwrap();
-        let err = build(files(), &all(), Span::default(), BadLinePolicy::Stop).unwrap_err();
+        let err = build(files(), &all(), Span::default(), BadLinePolicy::Stop, MAX).unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with("Observation.ndjson:3: effectiveDateTime: not a FHIR dateTime"),
             "{text}"
         );
-        let ix = build(files(), &all(), Span::default(), BadLinePolicy::Skip).unwrap();
+        let ix = build(files(), &all(), Span::default(), BadLinePolicy::Skip, MAX).unwrap();
         assert_eq!(ix.bad_lines, 2);
         assert_eq!(ix.events.len(), 1);
         let reasons: Vec<String> = ix.bad_examples.iter().map(ToString::to_string).collect();
@@ -540,6 +580,7 @@ mod tests {
             &selected,
             Span::default(),
             BadLinePolicy::Stop,
+            MAX,
         )
         .unwrap();
         assert_eq!(ix.skipped_files, ["Encounter.ndjson"]);

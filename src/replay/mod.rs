@@ -50,6 +50,10 @@ use resource::TYPES;
 /// absent on Patients.
 pub const EVENT_TIME_HEADER: &str = "resynth.replay.event_time";
 
+/// Lines above this are not sent by default (Kafka's default
+/// `max.message.bytes` is 1,048,588 per record batch).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_000_000;
+
 /// What to replay and where.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
@@ -72,6 +76,9 @@ pub struct ReplayOptions {
     pub replication_factor: i32,
     pub create_topics: bool,
     pub bad_lines: BadLinePolicy,
+    /// Longer lines are bad lines (Kafka's default `max.message.bytes` is
+    /// 1,048,588 per record batch).
+    pub max_record_bytes: usize,
 }
 
 impl ReplayOptions {
@@ -90,6 +97,7 @@ impl ReplayOptions {
             replication_factor: -1,
             create_topics: true,
             bad_lines: BadLinePolicy::Stop,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -297,8 +305,17 @@ const MANAGED: &[(&str, &str)] = &[("enable.idempotence", "true")];
 
 /// The producer's settings: replay's defaults, then `properties`, then the
 /// idempotence replay relies on.
-pub fn producer_config(brokers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+pub fn producer_config(
+    brokers: &str,
+    properties: &BTreeMap<String, String>,
+    max_record_bytes: usize,
+) -> ClientConfig {
     let mut c = ClientConfig::new();
+    // Room for the key, headers and batch overhead above the largest line.
+    c.set(
+        "message.max.bytes",
+        (max_record_bytes + 65_536).max(1_000_000).to_string(),
+    );
     // Defaults `properties` may override. FHIR JSON compresses several-fold;
     // murmur2 is the Java clients' partitioner, so a Kafka Streams or Java
     // producer keyed by patient lands on the same partitions.
@@ -337,7 +354,10 @@ pub fn property_problems(properties: &BTreeMap<String, String>) -> Vec<String> {
 /// Which of [`TYPES`] are replayed, and each one's topic.
 fn plan_topics(options: &ReplayOptions) -> Result<(Vec<bool>, Vec<String>), ReplayError> {
     let known = || TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
-    let mut selected = vec![options.types.is_none(); TYPES.len()];
+    let mut selected: Vec<bool> = TYPES
+        .iter()
+        .map(|t| options.types.is_none() && t.default)
+        .collect();
     for name in options.types.iter().flatten() {
         let k = resource::type_index(name).ok_or_else(|| {
             ReplayError::Options(format!(
@@ -464,7 +484,13 @@ pub fn replay_with_clock<C: Clock>(
     }
     let (selected, topics) = plan_topics(options)?;
     let files = index::collect_files(&options.inputs)?;
-    let index = index::build(files, &selected, options.span, options.bad_lines)?;
+    let index = index::build(
+        files,
+        &selected,
+        options.span,
+        options.bad_lines,
+        options.max_record_bytes,
+    )?;
     let index_secs = started.elapsed().as_secs_f64();
 
     // The topics that will receive records.
@@ -480,13 +506,16 @@ pub fn replay_with_clock<C: Clock>(
         Vec::new()
     };
 
-    let producer: ThreadedProducer<Delivery> =
-        producer_config(&options.brokers, &options.properties)
-            .create_with_context(Delivery::default())
-            .map_err(|source| ReplayError::Client {
-                what: "producer",
-                source,
-            })?;
+    let producer: ThreadedProducer<Delivery> = producer_config(
+        &options.brokers,
+        &options.properties,
+        options.max_record_bytes,
+    )
+    .create_with_context(Delivery::default())
+    .map_err(|source| ReplayError::Client {
+        what: "producer",
+        source,
+    })?;
     let publish_started = Instant::now();
     let (published, waited) = publish(&index, &topics, options, &producer, clock, progress)?;
     producer
@@ -633,4 +662,71 @@ fn publish<C: Clock>(
     }
     progress(total, total);
     Ok((sent, pacer.waited))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topologys_kafka_table_gives_brokers_and_resolved_properties() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("pw"), "s3cret-replay\n").unwrap();
+        let topo = d.path().join("t.toml");
+        std::fs::write(
+            &topo,
+            r#"name = "x"
+[kafka]
+brokers = "b:9092"
+source_topic = "ignored"
+[kafka.properties]
+"security.protocol" = "SASL_SSL"
+"sasl.password" = "file:pw"
+[window]
+anything = "not read"
+"#,
+        )
+        .unwrap();
+        let mut k = KafkaSettings::from_topology(&topo).unwrap();
+        assert_eq!(k.brokers.as_deref(), Some("b:9092"));
+        assert_eq!(k.properties["sasl.password"], "s3cret-replay");
+        k.add_properties(&["security.protocol=SSL".into()]).unwrap();
+        assert_eq!(k.properties["security.protocol"], "SSL");
+        // A literal secret on the command line is refused, and not echoed.
+        let e = k
+            .add_properties(&["sasl.password=hunter22".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sasl.password") && !e.contains("hunter22"),
+            "{e}"
+        );
+        assert!(k.add_properties(&["no-equals-sign".into()]).is_err());
+    }
+
+    #[test]
+    fn idempotence_cannot_be_turned_off() {
+        let p: BTreeMap<String, String> = [("enable.idempotence".to_string(), "false".to_string())]
+            .into_iter()
+            .collect();
+        assert_eq!(property_problems(&p).len(), 1);
+        assert_eq!(
+            producer_config("b", &p, DEFAULT_MAX_RECORD_BYTES).get("enable.idempotence"),
+            Some("true")
+        );
+    }
+
+    #[test]
+    fn provenance_is_replayed_only_when_named() {
+        let mut o = ReplayOptions::new(vec![], "b");
+        let (selected, topics) = plan_topics(&o).unwrap();
+        let prov = resource::type_index("Provenance").unwrap();
+        assert!(!selected[prov]);
+        assert!(selected[resource::type_index("Observation").unwrap()]);
+        assert_eq!(topics[0], "fhir.patient");
+        o.types = Some(vec!["Provenance".into()]);
+        assert!(plan_topics(&o).unwrap().0[prov]);
+        o.types = Some(vec!["Organization".into()]);
+        assert!(plan_topics(&o).is_err());
+    }
 }
