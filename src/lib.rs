@@ -19,6 +19,7 @@ pub mod health;
 pub mod kill_point;
 pub mod owner_only;
 pub mod preflight;
+pub mod replay;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -209,6 +209,66 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Publish FHIR R4 bulk ndjson (e.g. a Synthea population) to one topic
+    /// per resource type, keyed by patient, in event-time order, at a chosen
+    /// speed. Prints a JSON summary on stdout.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// ndjson files or folders of them (a `deploy/synthea/synthea.sh
+    /// generate` output folder is read from its fhir/).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Bootstrap servers (overrides the topology's kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Take kafka.brokers and kafka.properties (secret references resolved)
+    /// from this topology file; only its [kafka] table is read.
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// A librdkafka property, e.g. security.protocol=SASL_SSL; secrets as
+    /// references: sasl.password=${KAFKA_PASSWORD} or file:/path. Repeatable;
+    /// overrides the topology's.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+    /// Topic of a type: this prefix and the lowercased type (fhir.observation).
+    #[arg(long, default_value = "fhir.")]
+    topic_prefix: String,
+    /// A type's topic by name instead, e.g. --topic Patient=ehr.patients. Repeatable.
+    #[arg(long = "topic", value_name = "TYPE=TOPIC")]
+    topics: Vec<String>,
+    /// Types to replay, comma-separated (default: every type replay knows
+    /// but Provenance).
+    #[arg(long, value_delimiter = ',')]
+    types: Vec<String>,
+    /// Replay events at or after this time (FHIR dateTime: 2020, 2020-06,
+    /// 2020-06-01, 2020-06-01T00:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// Replay events before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Event-time seconds per second (3600: an hour per second), or `max`.
+    #[arg(long, default_value = "max")]
+    speed: resynth::replay::pacing::Speed,
+    /// Partitions of the topics replay creates.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Replication factor of the topics replay creates (-1: the broker's default).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    replication_factor: i32,
+    /// Do not create topics (they must exist).
+    #[arg(long)]
+    no_create_topics: bool,
+    /// Skip lines that cannot be replayed and count them, instead of stopping
+    /// before anything is published.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Longer lines are bad lines (Kafka's default max.message.bytes is 1048588).
+    #[arg(long, default_value_t = resynth::replay::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: usize,
 }
 
 #[derive(clap::Args)]
@@ -368,6 +428,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             &release, &key, &binder, &topology, approver, reject, &comment,
         ),
         Command::Keygen { out } => keygen(&out),
+        Command::Replay(args) => replay(args),
         Command::Run {
             topology,
             brokers,
@@ -538,6 +599,62 @@ async fn shutdown_signal() {
 
 /// Where `resynth demo` writes its built-in topology and schemas.
 const EMBEDDED_DEMO_DIR: &str = "out/demo-topology";
+
+fn replay(args: ReplayArgs) -> Result<ExitCode> {
+    use resynth::replay::{self, index, resource};
+    let mut kafka = match &args.topology {
+        Some(path) => replay::KafkaSettings::from_topology(path)?,
+        None => replay::KafkaSettings::default(),
+    };
+    kafka.add_properties(&args.properties)?;
+    let brokers = args
+        .brokers
+        .or(kafka.brokers.take())
+        .context("no brokers: pass --brokers or a --topology whose [kafka] names them")?;
+    let time = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                resource::fhir_time_ms(s).with_context(|| {
+                    format!(
+                        "{flag} {s:?}: not a FHIR dateTime (2020, 2020-06-01, 2020-06-01T00:00:00Z)"
+                    )
+                })
+            })
+            .transpose()
+    };
+    let mut topics = std::collections::BTreeMap::new();
+    for t in &args.topics {
+        let (ty, topic) = t
+            .split_once('=')
+            .with_context(|| format!("--topic {t:?}: expected TYPE=TOPIC"))?;
+        topics.insert(ty.to_string(), topic.to_string());
+    }
+    let mut options = replay::ReplayOptions::new(args.inputs, brokers);
+    options.properties = kafka.properties;
+    options.topic_prefix = args.topic_prefix;
+    options.topics = topics;
+    options.types = (!args.types.is_empty()).then_some(args.types);
+    options.span = index::Span {
+        since_ms: time("--since", &args.since)?,
+        until_ms: time("--until", &args.until)?,
+    };
+    options.speed = args.speed;
+    options.partitions = args.partitions;
+    options.replication_factor = args.replication_factor;
+    options.create_topics = !args.no_create_topics;
+    options.max_record_bytes = args.max_record_bytes;
+    options.bad_lines = if args.skip_bad {
+        index::BadLinePolicy::Skip
+    } else {
+        index::BadLinePolicy::Stop
+    };
+    let summary = replay::replay(&options, &mut |sent, total| {
+        eprintln!("replay: {sent}/{total} records sent");
+    })
+    .map_err(|e| anyhow::anyhow!("{}", resynth::topology::secrets::scrub(&e.to_string())))?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}
 
 fn print_summary(s: &RunSummary) {
     println!(
