@@ -340,7 +340,8 @@ fn a_bad_line_stops_the_replay_before_anything_is_published() {
     let src = std::fs::read_to_string(population().join("Observation.ndjson")).unwrap();
     let mut lines: Vec<String> = src.lines().take(5).map(str::to_string).collect();
     // A truncated resource on line 3.
-    lines[2].truncate(lines[2].len() / 2);
+    let half = lines[2].len() / 2;
+    lines[2].truncate(half);
     std::fs::write(d.path().join("Observation.ndjson"), lines.join("\n") + "\n").unwrap();
     let prefix = format!("{}.", common::unique("replay-bad"));
     let (out, _) = replay(&[
