@@ -1419,6 +1419,7 @@ mod canary {
     /// Hostile payloads carrying canaries, for a source of `format`.
     fn corrupt(format: EventFormat, schema: &RecordSchema, e: &LabEvent) -> Vec<Vec<u8>> {
         match format {
+            EventFormat::Fhir => unreachable!("these tests use avro and json sources"),
             EventFormat::Avro => {
                 let good = encode_event_avro(schema, e).unwrap();
                 vec![
@@ -1468,6 +1469,7 @@ mod canary {
         let encode = |e: &LabEvent| match format {
             EventFormat::Avro => encode_event_avro(schema, e).unwrap(),
             EventFormat::Json => encode_event_json(e),
+            EventFormat::Fhir => unreachable!("these tests use avro and json sources"),
         };
         let send = |key: &str, payload: &[u8]| {
             let mut record = BaseRecord::to(topic).key(key).payload(payload);

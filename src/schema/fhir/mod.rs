@@ -26,8 +26,6 @@ pub mod time;
 pub mod tree;
 pub mod versions;
 
-use std::borrow::Cow;
-
 pub use path::FhirPath;
 pub use versions::{Versioned, is_replacement, latest_versions, resolve_window};
 
@@ -395,7 +393,7 @@ impl FhirPlan {
     }
 }
 
-fn push_text(text: &mut String, s: &Cow<'_, str>) -> Slot {
+fn push_text(text: &mut String, s: &str) -> Slot {
     let start = text.len();
     text.push_str(s);
     Slot::Text(start as u32, text.len() as u32)

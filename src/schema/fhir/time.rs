@@ -66,7 +66,10 @@ pub fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
     rest.is_empty().then_some(date)
 }
 
-fn split_date(b: &[u8]) -> Option<((i64, u32, u32), &[u8])> {
+/// A civil date: year, month, day.
+type Ymd = (i64, u32, u32);
+
+fn split_date(b: &[u8]) -> Option<(Ymd, &[u8])> {
     if b.len() < 4 {
         return None;
     }
