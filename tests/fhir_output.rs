@@ -216,7 +216,7 @@ fn cart_batch(dir: &Path) -> (PathBuf, usize) {
     columns.push(Column::categorical("hypertension", &flag("I10")));
     let train = Table::new(columns);
     let model = resynth::generate::cart::fit(&train, &Default::default(), 11, None).unwrap();
-    let synthetic = model.sample(60, 12);
+    let synthetic = model.sample(30, 12);
     let resources = fhir::batch_resources(
         &mapping(FLAG_MAPPING),
         &synthetic,
