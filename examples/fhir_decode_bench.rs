@@ -63,7 +63,7 @@ fn main() {
     );
     let mut json_decoder = EventDecoder::new(flat_schema, EventFormat::Json, "event_time").unwrap();
 
-    let mut run = |d: &mut EventDecoder, payloads: &[Vec<u8>]| {
+    let run = |d: &mut EventDecoder, payloads: &[Vec<u8>]| {
         for (i, p) in payloads.iter().enumerate() {
             d.decode(p, 0, i as i64).expect("valid");
             if d.len() == 8192 {
