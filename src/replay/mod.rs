@@ -638,7 +638,7 @@ fn publish<C: Clock>(
         }
         sent[e.kind as usize] += 1;
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             producer.context().check()?;
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {

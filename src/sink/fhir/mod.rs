@@ -357,6 +357,9 @@ pub fn validate_output(
     }
 }
 
+/// One output record: (key, payload).
+pub type KeyedRecord = (Vec<u8>, Vec<u8>);
+
 /// The records of one synthetic batch in the output format, as (key,
 /// payload): Avro rows keyed `<batch id>-<row>`, or FHIR resources keyed by
 /// the synthetic patient id. The one place the publish path (a window's
@@ -368,7 +371,7 @@ pub fn encode_batch(
     id_columns: &[String],
     table: &Table,
     batch: &BatchRef<'_>,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EncodeError> {
+) -> Result<Vec<KeyedRecord>, EncodeError> {
     match (format, mapping) {
         (OutputFormat::Fhir, Some(m)) => Ok(batch_resources(m, table, batch)
             .map_err(|e| EncodeError::Value {
