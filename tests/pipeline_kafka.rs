@@ -1269,7 +1269,7 @@ fn canaries_reach_no_log_metric_audit_entry_or_alert() {
         .iter()
         .flat_map(|(place, bytes)| {
             needles.iter().filter_map(move |n| {
-                find(bytes, n.as_bytes()).map(|at| {
+                find_leak(bytes, n.as_bytes()).map(|at| {
                     let text = String::from_utf8_lossy(
                         &bytes[at.saturating_sub(200)..(at + 200).min(bytes.len())],
                     )
@@ -1284,6 +1284,28 @@ fn canaries_reach_no_log_metric_audit_entry_or_alert() {
         "PHI canaries leaked:\n{}",
         leaks.join("\n\n")
     );
+}
+
+/// The leak search itself: the CI line of stop 21 is no leak, a printed
+/// value is, wherever JSON or a log field puts it.
+#[test]
+fn canary_search_skips_log_times_and_finds_printed_values() {
+    use canary::find_leak;
+    let log = b"\x1b[2m2026-12-03T17:47:50.328764Z\x1b[0m TRACE Destroyed event";
+    assert_eq!(find_leak(log, b"0.32876"), None);
+    assert_eq!(
+        find_leak(b"at 2026-12-03T10:00:13.241234Z ok", b"13.2412"),
+        None
+    );
+    for printed in [
+        &b"{\"max\":13.2412}"[..],
+        b"value=13.2412",
+        b"max 13.241234 seen",
+    ] {
+        assert!(find_leak(printed, b"13.2412").is_some(), "{printed:?}");
+    }
+    assert!(find_leak(b"min=0.32876", b"0.32876").is_some());
+    assert!(find_leak(b"CNRY-PATIENT-0-1", b"CNRY").is_some());
 }
 
 mod canary {
@@ -1659,6 +1681,40 @@ mod canary {
 
     pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    /// Where `needle` occurs as itself. A number needle inside a longer
+    /// number, or inside a log line's RFC 3339 time, does not count: the
+    /// trace log prints microseconds, and "17:47:50.328764" held the planted
+    /// creatinine "0.32876" by chance (CI, stop 21); "…:13.241234Z" could
+    /// hold an HbA1c of 13.2412 the same way.
+    pub fn find_leak(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        let numeric = needle.first().is_some_and(u8::is_ascii_digit);
+        haystack
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, w)| *w == needle)
+            .map(|(at, _)| at)
+            .find(|&at| {
+                !numeric
+                    || !(at > 0 && haystack[at - 1].is_ascii_digit() || in_clock_time(haystack, at))
+            })
+    }
+
+    /// Whether byte `at` lies in an `Thh:mm:ss[.f…]` time of day.
+    fn in_clock_time(haystack: &[u8], at: usize) -> bool {
+        let token = |b: &u8| b.is_ascii_digit() || *b == b':' || *b == b'.';
+        let start = haystack[..at]
+            .iter()
+            .rposition(|b| !token(b))
+            .map_or(0, |i| i + 1);
+        let time = &haystack[start..];
+        start > 0
+            && haystack[start - 1] == b'T'
+            && time.len() >= 8
+            && time[2] == b':'
+            && time[5] == b':'
+            && [0, 1, 3, 4, 6, 7].iter().all(|&i| time[i].is_ascii_digit())
     }
 
     pub fn contains(haystack: &[u8], needle: &str) -> bool {
