@@ -45,6 +45,7 @@ use resynth::schema::RecordSchema;
 use resynth::schema::decode::EventDecoder;
 use resynth::source::simulator::{Simulator, SimulatorConfig, encode_event_avro};
 use resynth::topology::EventFormat;
+use resynth::window::SourcePartition;
 use resynth::window::{WindowSpec, Windower};
 
 /// Batch size of the decode-only phases (as `engine::ingest::BATCH_MESSAGES`).
@@ -306,11 +307,11 @@ struct IngestOutcome {
 struct EngineLoop {
     ing: Ingest,
     windower: Windower,
-    last_seen: BTreeMap<i32, Instant>,
-    at_end: BTreeSet<i32>,
-    active_run: Option<i32>,
+    last_seen: BTreeMap<SourcePartition, Instant>,
+    at_end: BTreeSet<SourcePartition>,
+    active_run: Option<SourcePartition>,
     events_in: metrics::Counter,
-    no_replays: BTreeMap<i32, i64>,
+    no_replays: BTreeMap<SourcePartition, i64>,
     seen: usize,
     out: IngestOutcome,
 }
@@ -321,7 +322,11 @@ impl EngineLoop {
             .expect("event_time is a timestamp");
         let spec = WindowSpec::tumbling(window_ms, DELAY_MS);
         let mut windower = Windower::new(spec);
-        windower.assign(&(0..PARTITIONS).collect::<Vec<_>>());
+        windower.assign(
+            &(0..PARTITIONS)
+                .map(|p| SourcePartition::new(0, p))
+                .collect::<Vec<_>>(),
+        );
         EngineLoop {
             ing: Ingest::new(decoder, spec.pane_ms()),
             windower,
@@ -338,7 +343,7 @@ impl EngineLoop {
     /// Returns whether the bookkeeping is due (`dirty` in `engine::run`).
     fn on_message<M: Message>(&mut self, m: &M) -> bool {
         self.seen += 1;
-        let p = m.partition();
+        let p = SourcePartition::new(0, m.partition());
         if self.active_run != Some(p) {
             self.windower.mark_active(p);
             self.at_end.remove(&p);
@@ -355,6 +360,7 @@ impl EngineLoop {
     }
 
     fn on_eof(&mut self, p: i32) {
+        let p = SourcePartition::new(0, p);
         for d in self.ing.drain() {
             self.sort(d);
         }
@@ -417,7 +423,8 @@ impl EngineLoop {
             self.out.windows += 1;
             let bytes = w
                 .batches
-                .iter()
+                .values()
+                .flatten()
                 .map(|b| b.get_array_memory_size())
                 .sum::<usize>();
             self.out.largest_window_bytes = self.out.largest_window_bytes.max(bytes);

@@ -315,24 +315,49 @@ pub fn probe(topology: &Topology, brokers: &str, options: ProbeOptions) -> Acces
     }
 
     // 2. DESCRIBE on every topic; remember which exist.
-    let mut outputs: Vec<(&str, &str)> = vec![
-        ("output.topic", topology.output.topic.as_str()),
-        ("kafka.dead_letter_topic", k.dead_letter_topic.as_str()),
-        ("kafka.quarantine_topic", k.quarantine_topic.as_str()),
-        ("kafka.alerts_topic", k.alerts_topic.as_str()),
+    let sources = topology.sources();
+    let source_field = |s: &crate::topology::Source| {
+        if topology.sources.is_empty() {
+            "kafka.source_topic".to_string()
+        } else {
+            format!("{}.topic", s.path)
+        }
+    };
+    let mut outputs: Vec<(String, &str)> = vec![
+        ("output.topic".into(), topology.output.topic.as_str()),
+        (
+            "kafka.dead_letter_topic".into(),
+            k.dead_letter_topic.as_str(),
+        ),
+        ("kafka.quarantine_topic".into(), k.quarantine_topic.as_str()),
+        ("kafka.alerts_topic".into(), k.alerts_topic.as_str()),
     ];
     if let Some(late) = &k.late_topic {
-        outputs.push(("kafka.late_topic", late.as_str()));
+        outputs.push(("kafka.late_topic".into(), late.as_str()));
+    }
+    for (s, e) in sources.iter().zip(&topology.sources) {
+        if let Some(t) = &e.dead_letter_topic {
+            outputs.push((format!("{}.dead_letter_topic", s.path), t.as_str()));
+        }
+        if let Some(t) = &e.late_topic {
+            outputs.push((format!("{}.late_topic", s.path), t.as_str()));
+        }
     }
     if let Some(lineage) = &topology.lineage.kafka_topic {
-        outputs.push(("lineage.kafka_topic", lineage.as_str()));
+        outputs.push(("lineage.kafka_topic".into(), lineage.as_str()));
     }
-    outputs.dedup_by_key(|(_, t)| *t);
+    let mut seen = std::collections::BTreeSet::new();
+    outputs.retain(|(_, t)| seen.insert(*t));
     let mut partitions = std::collections::BTreeMap::<String, Vec<i32>>::new();
-    let all = std::iter::once(("kafka.source_topic", k.source_topic.as_str()))
-        .chain(outputs.iter().copied());
-    for (field, topic) in all {
-        let is_source = field == "kafka.source_topic";
+    let source_topics: Vec<(String, &str)> = sources
+        .iter()
+        .map(|s| (source_field(s), s.topic.as_str()))
+        .collect();
+    let all = source_topics
+        .iter()
+        .map(|(f, t)| (f.as_str(), *t, true))
+        .chain(outputs.iter().map(|(f, t)| (f.as_str(), *t, false)));
+    for (field, topic, is_source) in all {
         let needs = if is_source { "READ" } else { "WRITE" };
         let what = format!("{needs} on topic {topic} ({field})");
         match consumer.fetch_metadata(Some(topic), options.timeout) {
@@ -370,26 +395,32 @@ pub fn probe(topology: &Topology, brokers: &str, options: ProbeOptions) -> Acces
         }
     }
 
-    // 3. READ on the source topic: fetch from the start until a record or the end.
-    if let Some(parts) = partitions.get(&k.source_topic) {
-        let what = format!("READ on topic {} (kafka.source_topic)", k.source_topic);
+    // 3. READ on each source topic: fetch from the start until a record or the end.
+    let mut group_partitions = TopicPartitionList::new();
+    for (s, (field, topic)) in sources.iter().zip(&source_topics) {
+        let Some(parts) = partitions.get(*topic) else {
+            continue;
+        };
+        let what = format!("READ on topic {topic} ({field})");
         let mut tpl = TopicPartitionList::new();
         for p in parts {
-            let _ = tpl.add_partition_offset(&k.source_topic, *p, Offset::Beginning);
+            let _ = tpl.add_partition_offset(topic, *p, Offset::Beginning);
+            // Only streams' offsets are the group's; tables are read whole.
+            if s.kind == crate::topology::SourceKind::Stream {
+                group_partitions.add_partition(topic, *p);
+            }
         }
-        let grant = format!("grant READ on topic {} to {who}", k.source_topic);
+        let grant = format!("grant READ on topic {topic} to {who}");
         match read_probe(&consumer, &tpl, options.timeout, &grant) {
             Ok(()) => report.pass(what, None),
             Err(e) => report.fail(what, e),
         }
         let _ = consumer.unassign();
-
+    }
+    if group_partitions.count() > 0 {
         // 4. READ on the group: its committed offsets.
         let what = format!("READ on group {} (kafka.group_id)", k.group_id);
-        let mut tpl = TopicPartitionList::new();
-        for p in parts {
-            tpl.add_partition(&k.source_topic, *p);
-        }
+        let tpl = group_partitions;
         // Without the group ACL librdkafka retries the coordinator lookup
         // until the timeout and only logs why: ask in short steps and
         // look at what it logged in between.
@@ -439,7 +470,7 @@ pub fn probe(topology: &Topology, brokers: &str, options: ProbeOptions) -> Acces
     if options.transactions {
         let existing: Vec<(&str, &str)> = outputs
             .iter()
-            .copied()
+            .map(|(f, t)| (f.as_str(), *t))
             .filter(|(_, t)| partitions.contains_key(*t))
             .collect();
         transaction_probe(

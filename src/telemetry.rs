@@ -21,6 +21,9 @@ pub const EVENTS_LATE: &str = "resynth_events_late_total";
 /// their window was finalised, by source `topic`; also counted in
 /// [`EVENTS_LATE`] and routed like any late event.
 pub const FHIR_LATE_REPLACEMENTS: &str = "resynth_fhir_late_replacements_total";
+/// Keys held by a table source's state (`source`), after each catch-up
+/// with its topic.
+pub const TABLE_KEYS: &str = "resynth_table_keys";
 /// Events behind the watermark that still landed in an open window
 /// (within `window.allowed_lateness_secs`).
 pub const EVENTS_LATE_ACCEPTED: &str = "resynth_events_late_accepted_total";
@@ -97,6 +100,7 @@ pub const CATALOGUE: &[&str] = &[
     EVENTS_LATE,
     EVENTS_LATE_ACCEPTED,
     FHIR_LATE_REPLACEMENTS,
+    TABLE_KEYS,
     BUFFERED_EVENTS,
     BACKPRESSURE_PAUSES,
     WINDOWS_MERGED,

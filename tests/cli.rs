@@ -33,7 +33,11 @@ fn demo_with(replace: &[(&str, &str)]) -> String {
 
 #[test]
 fn check_accepts_the_shipped_topologies_offline() {
-    for t in ["topologies/demo.toml", "topologies/ehr-labs.toml"] {
+    for t in [
+        "topologies/demo.toml",
+        "topologies/ehr-labs.toml",
+        "topologies/ehr-sources.toml",
+    ] {
         let out = resynth().args(["check", "--offline", t]).output().unwrap();
         assert!(
             out.status.success(),
@@ -54,6 +58,68 @@ fn check_fails(edits: &[(&str, &str)]) -> String {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `check --offline` on topologies/ehr-sources.toml (two streams and a
+/// table) with `edits`: exit code 1 and stderr.
+fn sources_check_fails(edits: &[(&str, &str)]) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut text = std::fs::read_to_string(format!("{root}/topologies/ehr-sources.toml")).unwrap();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "fixture text {from:?} not in ehr-sources.toml"
+        );
+        text = text.replace(from, to);
+    }
+    text = text.replace("../schemas", &format!("{root}/schemas"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bad.toml", &text);
+    let out = resynth()
+        .args(["check", "--offline"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_validates_every_source_and_plans_the_sql_against_all_of_them() {
+    // Field problems of two sources at once, each with its source's path.
+    let err = sources_check_fails(&[
+        ("key_field = \"patient_id\"", "key_field = \"mrn\""),
+        (
+            "event_time_field = \"updated_at\"",
+            "event_time_field = \"zip3\"",
+        ),
+        (
+            "diagnosis.avsc\"\nevent_time_field = \"event_time\"",
+            "diagnosis.avsc\"\nevent_time_field = \"recorded\"",
+        ),
+    ]);
+    for want in [
+        "sources[2].key_field: \"mrn\" is not a field",
+        "sources[2].event_time_field: \"zip3\" must be timestamp-millis",
+        "sources[1].event_time_field: \"recorded\" is not a field",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
+    // The SQL is planned against every source's table: a column of the
+    // table source that does not exist is caught before running.
+    let err = sources_check_fails(&[("p.zip3,", "p.zip5 AS zip3,")]);
+    assert!(err.contains("window.sql") && err.contains("zip5"), "{err}");
+    // Config problems of the source list, all of them in one pass.
+    let err = sources_check_fails(&[
+        ("name = \"diagnoses\"", "name = \"labs\""),
+        ("topic = \"ehr.patients\"", "topic = \"ehr.labs.synthetic\""),
+    ]);
+    for want in [
+        "sources[1].name: \"labs\" names another source too",
+        "sources[2].topic: \"ehr.labs.synthetic\" is also used as an output topic",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
 }
 
 #[test]

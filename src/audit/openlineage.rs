@@ -298,7 +298,7 @@ impl EventBuilder {
             producer: config.producer.clone(),
             topology: topology.name.clone(),
             kafka_namespace: kafka_namespace(brokers),
-            source_topic: topology.kafka.source_topic.clone(),
+            source_topic: topology.primary_topic(),
             output_topic: topology.output.topic.clone(),
             source_fields: fields_of(source),
             output_fields: fields_of(output),

@@ -61,7 +61,6 @@ pub struct Recorder {
     emitter: Emitter,
     audit_dir: std::path::PathBuf,
     topology: String,
-    source_topic: String,
     output_topic: String,
     quarantine_topic: String,
     group_id: String,
@@ -139,7 +138,6 @@ impl Recorder {
             _lock: lock,
             audit_dir: dir.clone(),
             topology: topology.name.clone(),
-            source_topic: topology.kafka.source_topic.clone(),
             output_topic: topology.output.topic.clone(),
             quarantine_topic: topology.kafka.quarantine_topic.clone(),
             group_id: topology.kafka.group_id.clone(),
@@ -157,21 +155,19 @@ impl Recorder {
         Ok(r)
     }
 
-    /// A window closed: its run starts.
+    /// A window closed: its run starts. `source_ranges` are the
+    /// `topic/partition/first-last` ranges of every source it read.
     pub fn window_started(
         &mut self,
         start_ms: i64,
         end_ms: i64,
-        offsets: &std::collections::BTreeMap<i32, crate::window::OffsetRange>,
+        source_ranges: Vec<String>,
     ) -> Result<WindowTrack, RecorderError> {
         let facts = WindowFacts {
             window: format!("{start_ms}-{end_ms}"),
             start_ms,
             end_ms,
-            source_ranges: offsets
-                .iter()
-                .map(|(p, r)| format!("{}/{p}/{}-{}", self.source_topic, r.first, r.last))
-                .collect(),
+            source_ranges,
         };
         let track = WindowTrack {
             run_id: uuid::Uuid::new_v4().to_string(),

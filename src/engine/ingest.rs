@@ -21,7 +21,7 @@ use rdkafka::message::{Headers, Message};
 
 use crate::schema::decode::{DecodeError, DecodedBatch, EventDecoder};
 use crate::window::future::{FutureBound, Latest};
-use crate::window::{PanePiece, PushStats, Windower, split_by_pane};
+use crate::window::{PanePiece, PushStats, SourcePartition, Windower, split_by_pane};
 
 /// Messages per batch handed to the decode thread.
 pub const BATCH_MESSAGES: usize = 4096;
@@ -50,9 +50,12 @@ struct RawMessage {
     headers: Option<Vec<(String, Vec<u8>)>>,
 }
 
-/// Messages copied from the consumer, payloads and keys in one buffer.
+/// Messages copied from the consumer, payloads and keys in one buffer; all
+/// of one stream source, so the worker decodes them with that source's decoder.
 #[derive(Debug, Default)]
 pub struct RawBatch {
+    /// The stream source (index in `Topology::sources`) of every message.
+    source: u16,
     bytes: Vec<u8>,
     messages: Vec<RawMessage>,
     /// Per partition delivering into this batch: (partition, lowest offset,
@@ -65,6 +68,7 @@ pub struct RawBatch {
 
 /// A message of a [`RawBatch`], for routing it elsewhere.
 pub struct SourceMessage<'a> {
+    pub source: u16,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<&'a [u8]>,
@@ -79,6 +83,11 @@ impl RawBatch {
 
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// The stream source of every message in the batch.
+    pub fn source(&self) -> u16 {
+        self.source
     }
 
     fn push<M: Message>(&mut self, msg: &M) {
@@ -118,6 +127,7 @@ impl RawBatch {
     pub fn message(&self, i: usize) -> SourceMessage<'_> {
         let m = &self.messages[i];
         SourceMessage {
+            source: self.source,
             partition: m.partition,
             offset: m.offset,
             key: m.key.map(|k| self.bytes(k)),
@@ -127,8 +137,11 @@ impl RawBatch {
     }
 
     /// Lowest offset per partition in this batch.
-    fn lowest_offsets(&self) -> BTreeMap<i32, i64> {
-        self.spans.iter().map(|&(p, low, _)| (p, low)).collect()
+    fn lowest_offsets(&self) -> BTreeMap<SourcePartition, i64> {
+        self.spans
+            .iter()
+            .map(|&(p, low, _)| (SourcePartition::new(self.source, p), low))
+            .collect()
     }
 
     fn clear(&mut self) {
@@ -151,11 +164,14 @@ pub struct Decoded {
 }
 
 fn decode(
-    decoder: &mut EventDecoder,
+    decoders: &mut BTreeMap<u16, EventDecoder>,
     pane_ms: i64,
     raw: RawBatch,
     bound: Option<Latest>,
 ) -> Decoded {
+    let decoder = decoders
+        .get_mut(&raw.source)
+        .expect("a batch is only filled from a stream source with a decoder");
     let mut row_message = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
     for (i, m) in raw.messages.iter().enumerate() {
@@ -166,7 +182,7 @@ fn decode(
     }
     let rows = decoder.finish();
     Decoded {
-        pieces: split_by_pane(&rows, pane_ms),
+        pieces: split_by_pane(&rows, pane_ms, raw.source),
         rows,
         raw,
         row_message,
@@ -181,7 +197,7 @@ pub struct Ingest {
     from_worker: Receiver<Decoded>,
     worker: Option<JoinHandle<()>>,
     /// Lowest offsets of each batch sent and not yet returned, oldest first.
-    in_flight: VecDeque<BTreeMap<i32, i64>>,
+    in_flight: VecDeque<BTreeMap<SourcePartition, i64>>,
     /// Batches sent and not yet received back from the worker (queued,
     /// being decoded or waiting in its outbox): never more than
     /// [`IN_FLIGHT`], so neither channel ever fills and neither side can
@@ -191,7 +207,7 @@ pub struct Ingest {
     ready: VecDeque<Decoded>,
     spare: Vec<RawBatch>,
     /// Per partition, the offset after the last message sent for decoding.
-    next_offset: BTreeMap<i32, i64>,
+    next_offset: BTreeMap<SourcePartition, i64>,
     /// Partitions and message counts of batches sent since [`Ingest::take_sent`].
     sent: Sent,
 }
@@ -200,7 +216,7 @@ pub struct Ingest {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Sent {
     pub messages: u64,
-    pub partitions: Vec<i32>,
+    pub partitions: Vec<SourcePartition>,
 }
 
 impl Ingest {
@@ -214,7 +230,17 @@ impl Ingest {
     /// (`future`, see `window::future`) decoded as errors, so they are
     /// dead-lettered and never reach a watermark.
     pub fn with_future_bound(
-        mut decoder: EventDecoder,
+        decoder: EventDecoder,
+        pane_ms: i64,
+        future: Option<FutureBound>,
+    ) -> Ingest {
+        Ingest::with_sources(BTreeMap::from([(0, decoder)]), pane_ms, future)
+    }
+
+    /// [`Ingest::with_future_bound`] for several stream sources: one decoder
+    /// per source index; [`Ingest::add_from`] names each message's source.
+    pub fn with_sources(
+        mut decoders: BTreeMap<u16, EventDecoder>,
         pane_ms: i64,
         future: Option<FutureBound>,
     ) -> Ingest {
@@ -226,7 +252,7 @@ impl Ingest {
                 for raw in inbox {
                     let bound = future.map(|f| f.now());
                     if outbox
-                        .send(decode(&mut decoder, pane_ms, raw, bound))
+                        .send(decode(&mut decoders, pane_ms, raw, bound))
                         .is_err()
                     {
                         break;
@@ -253,6 +279,19 @@ impl Ingest {
     /// has [`IN_FLIGHT`] batches: that is the backpressure from decoding onto
     /// polling). Returns whether a batch was sent.
     pub fn add<M: Message>(&mut self, msg: &M) -> bool {
+        self.add_from(0, msg)
+    }
+
+    /// [`Ingest::add`] of a message of stream source `source`. A batch holds
+    /// one source's messages, so a message of another source sends the batch
+    /// being filled first (consumers deliver runs of one partition, so this
+    /// is rare).
+    pub fn add_from<M: Message>(&mut self, source: u16, msg: &M) -> bool {
+        let switched = !self.filling.is_empty() && self.filling.source != source;
+        if switched {
+            self.send();
+        }
+        self.filling.source = source;
         self.filling.push(msg);
         let n = self.filling.len();
         if n == 1 {
@@ -269,7 +308,7 @@ impl Ingest {
         if full || old {
             self.send();
         }
-        full || old
+        switched || full || old
     }
 
     /// Batches were sent and not all taken back yet.
@@ -295,6 +334,7 @@ impl Ingest {
         self.in_flight.push_back(batch.lowest_offsets());
         self.sent.messages += batch.len() as u64;
         for &(p, _, high) in &batch.spans {
+            let p = SourcePartition::new(batch.source, p);
             self.next_offset.insert(p, high + 1);
             if !self.sent.partitions.contains(&p) {
                 self.sent.partitions.push(p);
@@ -348,7 +388,7 @@ impl Ingest {
 
     /// Per partition, the offset after the last message sent for decoding
     /// (messages still being copied in are held, see `held_offsets`).
-    pub fn next_offsets(&self) -> &BTreeMap<i32, i64> {
+    pub fn next_offsets(&self) -> &BTreeMap<SourcePartition, i64> {
         &self.next_offset
     }
 
@@ -366,7 +406,7 @@ impl Ingest {
     }
 
     /// Lowest offset per partition of messages copied but not yet windowed.
-    pub fn held_offsets(&self) -> BTreeMap<i32, i64> {
+    pub fn held_offsets(&self) -> BTreeMap<SourcePartition, i64> {
         let mut held = self.filling.lowest_offsets();
         for low in &self.in_flight {
             for (&p, &o) in low {
@@ -412,9 +452,14 @@ pub struct Sorted {
 pub fn sort_rows(
     decoded: &mut Decoded,
     windower: &mut Windower,
-    read_through: &BTreeMap<i32, i64>,
+    read_through: &BTreeMap<SourcePartition, i64>,
 ) -> Sorted {
-    let replayed = |p: i32, o: i64| read_through.get(&p).is_some_and(|&r| o < r);
+    let source = decoded.raw.source;
+    let replayed = |p: i32, o: i64| {
+        read_through
+            .get(&SourcePartition::new(source, p))
+            .is_some_and(|&r| o < r)
+    };
     let mut sorted = Sorted::default();
     for (i, e) in decoded.errors.drain(..) {
         let m = &decoded.raw.messages[i];
@@ -459,6 +504,10 @@ mod tests {
     use rdkafka::Timestamp;
     use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
     use std::sync::Arc;
+
+    fn sp(partition: i32) -> SourcePartition {
+        SourcePartition::new(0, partition)
+    }
 
     fn schema() -> Arc<RecordSchema> {
         Arc::new(RecordSchema::load(std::path::Path::new("schemas/ehr/lab_result.avsc")).unwrap())
@@ -507,12 +556,15 @@ mod tests {
         ing.add(&message(0, 10, payload(1_000)));
         ing.add(&message(1, 4, payload(1_001)));
         ing.add(&message(0, 11, payload(1_002)));
-        assert_eq!(ing.held_offsets(), BTreeMap::from([(0, 10), (1, 4)]));
+        assert_eq!(
+            ing.held_offsets(),
+            BTreeMap::from([(sp(0), 10), (sp(1), 4)])
+        );
         ing.send();
         ing.add(&message(0, 12, payload(1_003)));
         assert_eq!(
             ing.held_offsets(),
-            BTreeMap::from([(0, 10), (1, 4)]),
+            BTreeMap::from([(sp(0), 10), (sp(1), 4)]),
             "in flight"
         );
         let first = loop {
@@ -522,7 +574,7 @@ mod tests {
             std::thread::yield_now();
         };
         assert_eq!(first.rows.offset, vec![10, 4, 11]);
-        assert_eq!(ing.held_offsets(), BTreeMap::from([(0, 12)]));
+        assert_eq!(ing.held_offsets(), BTreeMap::from([(sp(0), 12)]));
         let rest = ing.drain();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].rows.offset, vec![12]);
@@ -636,7 +688,7 @@ mod tests {
         let mut d = ing.drain().pop().unwrap();
         // The previous run read partition 0 up to offset 3 (exclusive): of
         // the late rows, those below it are replays, the others late.
-        let read_through = BTreeMap::from([(0, 3)]);
+        let read_through = BTreeMap::from([(sp(0), 3)]);
         let sorted = sort_rows(&mut d, &mut w, &read_through);
         assert_eq!(sorted.replayed, 2, "t=500 and t=1500 below offset 3");
         assert_eq!(
@@ -657,6 +709,6 @@ mod tests {
         );
         assert_eq!(sorted.rows_windowed, 2);
         assert_eq!(w.buffered_rows(), 2);
-        assert_eq!(w.held_offsets(), BTreeMap::from([(0, 1)]));
+        assert_eq!(w.held_offsets(), BTreeMap::from([(sp(0), 1)]));
     }
 }

@@ -13,8 +13,10 @@ mod held;
 pub mod ingest;
 mod journal;
 mod published;
+mod sources;
 mod state;
 pub mod supervisor;
+mod tables;
 mod window_job;
 
 use std::collections::BTreeMap;
@@ -35,12 +37,11 @@ use crate::drift::{DriftMonitor, DriftState};
 use crate::generate::ledger::Ledger;
 use crate::generate::{ModelRecord, ModelRegistry, RegistryError};
 use crate::health;
-use crate::schema::decode::EventDecoder;
 use crate::schema::{RecordSchema, SchemaError, arrow_table, encode};
 use crate::sink::{OutRecord, Publisher, SinkError};
 use crate::telemetry as t;
 use crate::topology::{LatePolicy, MinRowsPolicy, Topology};
-use crate::window::{Windower, sql};
+use crate::window::{SourcePartition, Windower, sql};
 use ingest::{Decoded, Ingest, SourceMessage};
 use state::{EngineState, commit_offsets, resume_state};
 
@@ -211,50 +212,55 @@ pub struct RunSummary {
     pub restarts: u64,
 }
 
-/// Everything `check` verifies without touching Kafka: schemas load, the event
-/// time field exists, the SQL plans, and its output can fill the output schema.
+/// What `check_offline` found usable: each source with its schema (in
+/// topology order) and the output schema.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub sources: Vec<(crate::topology::Source, RecordSchema)>,
+    pub output: RecordSchema,
+}
+
+/// Everything `check` verifies without touching Kafka: every source's schema
+/// loads, its event time (and a table's key) field exists, the SQL plans
+/// against all of the sources' tables, and its output can fill the output
+/// schema.
 pub fn check_offline(
     topology: &Topology,
     rt: &tokio::runtime::Handle,
-) -> Result<(RecordSchema, RecordSchema), Vec<String>> {
+) -> Result<Checked, Vec<String>> {
     let mut problems = Vec::new();
-    let source = RecordSchema::for_source(&topology.source).map_err(|e| format!("source: {e}"));
+    let mut sources = Vec::new();
+    let mut unloaded = false;
+    for s in topology.sources() {
+        match RecordSchema::for_source(&s.decode) {
+            Ok(schema) => {
+                problems.extend(source_field_problems(&s, &schema));
+                sources.push((s, schema));
+            }
+            Err(e) => {
+                let at = match s.decode.format {
+                    crate::topology::EventFormat::Fhir => s.path.clone(),
+                    _ => format!("{}.schema", s.path),
+                };
+                problems.push(format!("{at}: {e}"));
+                unloaded = true;
+            }
+        }
+    }
     let output =
         RecordSchema::load(&topology.output.schema).map_err(|e| format!("output.schema: {e}"));
-    let (source, output) = match (source, output) {
-        (Ok(s), Ok(o)) => (s, o),
-        (s, o) => {
-            problems.extend(s.err());
+    let output = match output {
+        Ok(o) if !unloaded => o,
+        o => {
             problems.extend(o.err());
             return Err(problems);
         }
     };
-    match source.field_index(&topology.source.event_time_field) {
-        None => problems.push(format!(
-            "source.event_time_field: {:?} is not a field of {}",
-            topology.source.event_time_field,
-            topology.source.schema.display()
-        )),
-        Some(i)
-            if !matches!(
-                source.fields[i].kind,
-                crate::schema::FieldKind::TimestampMillis
-                    | crate::schema::FieldKind::Long
-                    | crate::schema::FieldKind::Int
-            ) =>
-        {
-            problems.push(format!(
-                "source.event_time_field: {:?} must be timestamp-millis or long (ms), is {:?}",
-                topology.source.event_time_field, source.fields[i].kind
-            ))
-        }
-        Some(_) => {}
-    }
-    match rt.block_on(sql::output_schema(
-        source.arrow_schema(),
-        &topology.window.table,
-        &topology.window.sql,
-    )) {
+    let tables: Vec<(String, datafusion::arrow::datatypes::SchemaRef)> = sources
+        .iter()
+        .map(|(s, schema)| (s.name.clone(), schema.arrow_schema()))
+        .collect();
+    match rt.block_on(sql::plan(&tables, &topology.window.sql)) {
         Err(e) => problems.push(e.to_string()),
         Ok(training) => {
             if training
@@ -304,10 +310,45 @@ pub fn check_offline(
         }
     }
     if problems.is_empty() {
-        Ok((source, output))
+        Ok(Checked { sources, output })
     } else {
         Err(problems)
     }
+}
+
+/// A source's event time field must be a time in ms, and a table's key field
+/// must exist.
+fn source_field_problems(source: &crate::topology::Source, schema: &RecordSchema) -> Vec<String> {
+    use crate::schema::FieldKind;
+    let mut problems = Vec::new();
+    let (at, field) = (&source.path, &source.decode.event_time_field);
+    let of = match source.decode.format {
+        crate::topology::EventFormat::Fhir => format!("the columns of {at}"),
+        _ => source.decode.schema.display().to_string(),
+    };
+    match schema.field_index(field) {
+        None => problems.push(format!(
+            "{at}.event_time_field: {field:?} is not a field of {of}"
+        )),
+        Some(i)
+            if !matches!(
+                schema.fields[i].kind,
+                FieldKind::TimestampMillis | FieldKind::Long | FieldKind::Int
+            ) =>
+        {
+            problems.push(format!(
+                "{at}.event_time_field: {field:?} must be timestamp-millis or long (ms), is {:?}",
+                schema.fields[i].kind
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(key) = &source.key_field
+        && schema.field_index(key).is_none()
+    {
+        problems.push(format!("{at}.key_field: {key:?} is not a field of {of}"));
+    }
+    problems
 }
 
 /// Client callbacks: reaching the end of a partition is routine here (it marks
@@ -411,19 +452,18 @@ pub fn run(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
-    let (source_schema, output_schema) = check_offline(topology, rt).map_err(EngineError::Check)?;
+    let checked = check_offline(topology, rt).map_err(EngineError::Check)?;
+    let output_schema = checked.output;
+    let sources = sources::Sources::new(checked.sources)?;
+    let topics = sources.topics();
     let name = topology.name.clone();
     // Not ready (503, with this reason) until the consumer has its assignment.
     let mut run_health = health::Run::start(&name, "checking Kafka access");
     // Authentication, TLS and every ACL, before anything retries on them.
     crate::preflight::verify(topology, brokers)?;
     run_health.step("loading the model registry and audit log");
-    let source_schema = Arc::new(source_schema);
-    let arrow_schema = source_schema.arrow_schema();
-    let decoder = EventDecoder::for_source(source_schema.clone(), &topology.source)
-        .map_err(EngineError::Check)?;
-    let mut ingest = Ingest::with_future_bound(
-        decoder,
+    let mut ingest = Ingest::with_sources(
+        sources.decoders()?,
         topology.window.spec().pane_ms(),
         Some(crate::window::future::FutureBound {
             max_future_ms: i64::try_from(topology.window.max_future_ms).unwrap_or(i64::MAX),
@@ -438,7 +478,7 @@ pub fn run(
     let mut recorder = crate::audit::recorder::Recorder::start(
         topology,
         brokers,
-        &source_schema,
+        sources.primary_schema(),
         &output_schema,
         &mut audit_log,
     )?;
@@ -455,7 +495,7 @@ pub fn run(
     crate::owner_only::create_dir_all(&ledger_dir)
         .map_err(|e| EngineError::Generate(format!("{}: {e}", ledger_dir.display())))?;
     let mut ledger = Ledger::open(
-        ledger_dir.join(format!("{name}--{}.jsonl", topology.kafka.source_topic)),
+        ledger_dir.join(format!("{name}--{}.jsonl", topology.primary_topic())),
         topology.budget.epsilon_cap,
         topology.budget.delta,
     )
@@ -472,23 +512,22 @@ pub fn run(
     )?;
     run_health.producer_ready();
     let consumer = consumer(topology, brokers)?;
+    let streams = sources.streams();
+    let stream_topics: Vec<&str> = streams.iter().map(|(_, t)| t.as_str()).collect();
     consumer
-        .subscribe(&[topology.kafka.source_topic.as_str()])
+        .subscribe(&stream_topics)
         .map_err(EngineError::Consumer)?;
     run_health.step("waiting for a partition assignment");
     audit_log.append(
         &name,
         "engine_started",
         serde_json::json!({"deployed_version": deployed.as_ref().map(|m| m.version),
-                           "engine_version": env!("CARGO_PKG_VERSION"), "source_topic": topology.kafka.source_topic}),
+                           "engine_version": env!("CARGO_PKG_VERSION"), "source_topic": topology.primary_topic(),
+                           "source_topics": stream_topics}),
     )?;
     info!(topology = %name, brokers, deployed = ?deployed.as_ref().map(|m| m.version), "engine started");
 
-    let resume = resume_state(
-        &consumer,
-        &topology.kafka.source_topic,
-        &topology.kafka.group_id,
-    )?;
+    let resume = resume_state(&consumer, &streams, &topology.kafka.group_id)?;
     let journal_path = journal::path(&topology.audit.dir, &name);
     if journal::recover(
         &journal_path,
@@ -537,6 +576,7 @@ pub fn run(
     }
     let lanes = Lanes {
         topology,
+        sources: sources.all.iter().map(|(s, _)| s.clone()).collect(),
         name: name.clone(),
         read_through: resume.read_through.clone(),
         limits: routing_limits(topology, brokers, rt),
@@ -545,21 +585,23 @@ pub fn run(
         dead_letters: Vec::new(),
         since: None,
     };
+    run_health.step("rebuilding table state from its topics");
+    let (mut tables, bad) = tables::Tables::open(&sources.all, topology, brokers)?;
+    route_table_records(bad, &tables, &mut pending, &mut summary, &lanes);
     // Since when the source has had nothing to deliver (None while it delivers).
     let mut quiet_since: Option<Instant> = None;
-    let mut assigned: Vec<i32> = Vec::new();
-    let source_topic = topology.kafka.source_topic.clone();
+    let mut assigned: Vec<SourcePartition> = Vec::new();
     let idle_timeout = Duration::from_secs(topology.window.idle_timeout_secs);
     // One handle, not a registry lookup per message (that halved ingest).
     let events_in = counter!(t::EVENTS_IN, "topology" => name.clone());
-    let mut last_seen: BTreeMap<i32, Instant> = BTreeMap::new();
+    let mut last_seen: BTreeMap<SourcePartition, Instant> = BTreeMap::new();
     // Partitions whose last fetch reached the end of the log.
-    let mut at_end: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
+    let mut at_end: std::collections::BTreeSet<SourcePartition> = std::collections::BTreeSet::new();
     // The partition of the previous message, while it is known to be marked
     // active: consumers deliver runs of one partition, so most messages skip
     // the per-partition bookkeeping.
-    let mut active_run: Option<i32> = None;
-    let mut paused: Vec<i32> = Vec::new();
+    let mut active_run: Option<SourcePartition> = None;
+    let mut paused: Vec<SourcePartition> = Vec::new();
     // A window too small to fit on, waiting to be merged into the next one.
     let mut carry: Option<crate::window::ClosedWindow> = None;
     let w = &topology.window;
@@ -589,7 +631,10 @@ pub fn run(
                     polled_ok = true;
                     quiet_since = None;
                     summary.events_in += 1;
-                    let p = msg.partition();
+                    let Some(p) = sources.lookup(msg.topic(), msg.partition()) else {
+                        warn!(topology = %name, topic = msg.topic(), "message of a topic that is no stream source: skipped");
+                        continue;
+                    };
                     if active_run != Some(p) {
                         // A partition marked idle counts for the watermark
                         // again before its event reaches a window, and is
@@ -599,9 +644,9 @@ pub fn run(
                         last_seen.insert(p, Instant::now());
                         active_run = Some(p);
                     }
-                    dirty = ingest.add(&msg);
+                    dirty = ingest.add_from(p.source, &msg);
                 }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
                     // Its rows still in flight must reach the windower while
                     // the partition still holds the watermark back.
                     absorb_all(
@@ -611,8 +656,17 @@ pub fn run(
                         &mut summary,
                         &lanes,
                     );
-                    windower.mark_idle(p);
-                    at_end.insert(p);
+                    let ended = sources::at_end(
+                        &consumer,
+                        &topics,
+                        &assigned,
+                        partition,
+                        ingest.next_offsets(),
+                    );
+                    for p in ended {
+                        windower.mark_idle(p);
+                        at_end.insert(p);
+                    }
                     active_run = None;
                     polled_ok = true;
                     dirty = true;
@@ -679,9 +733,9 @@ pub fn run(
                 &lanes,
             );
             assigned = assignment
-                .elements_for_topic(&source_topic)
+                .elements()
                 .iter()
-                .map(|e| e.partition())
+                .filter_map(|e| sources.lookup(e.topic(), e.partition()))
                 .collect();
             windower.assign(&assigned);
             run_health.assigned(assigned.len());
@@ -701,7 +755,7 @@ pub fn run(
         }
         if last_health_tick.elapsed() >= HEALTH_TICK {
             last_health_tick = Instant::now();
-            health_tick(&consumer, &source_topic, &assigned, &run_health);
+            health_tick(&consumer, &topics, &assigned, &run_health);
         }
         if stop {
             run_health.draining();
@@ -729,7 +783,14 @@ pub fn run(
                 }
             }
         }
-        backpressure(&consumer, &windower, &mut paused, topology, &mut summary)?;
+        backpressure(
+            &consumer,
+            &windower,
+            &mut paused,
+            topology,
+            &topics,
+            &mut summary,
+        )?;
         let mut closed = windower.advance();
         if end_of_stream {
             closed.extend(windower.flush());
@@ -747,7 +808,8 @@ pub fn run(
                 window = merge_windows(small, window);
             }
             // FHIR: latest version per resource id, withdrawals removed.
-            crate::schema::fhir::resolve_window(&topology.source, &arrow_schema, &mut window)
+            sources
+                .resolve_versions(&mut window)
                 .map_err(EngineError::Versions)?;
             let window_end = window.end_ms;
             // Later windows closed in this same round are still unfinished.
@@ -756,11 +818,16 @@ pub fn run(
             for later in closed[i + 1..].iter().chain(remaining.iter()) {
                 hold(&mut held, later);
             }
+            let table_state = tables_as_of(
+                &mut tables,
+                window.end_ms,
+                &mut pending,
+                &mut summary,
+                &lanes,
+            )?;
             let sql_started = Instant::now();
-            let training = rt.block_on(sql::training_table(
-                arrow_schema.clone(),
-                window.batches.clone(),
-                &topology.window.table,
+            let training = rt.block_on(sql::run(
+                sources.window_tables(&window, table_state),
                 &topology.window.sql,
             ))?;
             histogram!(t::STAGE_SECONDS, "topology" => name.clone(), "stage" => "sql")
@@ -788,7 +855,8 @@ pub fn run(
                 continue;
             }
             engine_state.windows += 1;
-            let track = recorder.window_started(window.start_ms, window.end_ms, &window.offsets)?;
+            let track =
+                recorder.window_started(window.start_ms, window.end_ms, sources.ranges(&window))?;
             let ctx = window_job::WindowContext {
                 topology,
                 output_schema: &output_schema,
@@ -834,8 +902,8 @@ pub fn run(
                 },
                 deployed.as_ref(),
             );
-            let offsets = commit_offsets(
-                &source_topic,
+            let mut offsets = commit_offsets(
+                &topics,
                 ingest.next_offsets(),
                 &held,
                 &ingest.held_offsets(),
@@ -843,6 +911,7 @@ pub fn run(
                 closed_through,
                 &engine_state,
             );
+            offsets.extend(tables.commit_offsets());
             recorder.anchor(&mut records, &audit_log);
             // Written down before the commit: what must follow it.
             let after = journal::AfterCommit {
@@ -870,6 +939,7 @@ pub fn run(
                 recorder.window_failed(&track, &e.to_string());
                 return Err(e);
             }
+            tables.committed(&offsets);
             crate::kill_point::reached("after_commit");
             progress(Progress::Committed {
                 records: records.len() - dead,
@@ -912,7 +982,7 @@ pub fn run(
             if monitor.state() == DriftState::Drift {
                 summary.drift_windows += 1;
             }
-            report_lag(&consumer, &source_topic, &offsets, &name);
+            report_lag(&consumer, &offsets, &name);
             // Time spent processing is not time the source was quiet.
             quiet_since = None;
         }
@@ -931,8 +1001,8 @@ pub fn run(
                 Some(w) => Some(w.start_ms),
                 None => windower.closed_through_ms(),
             };
-            let offsets = commit_offsets(
-                &source_topic,
+            let mut offsets = commit_offsets(
+                &topics,
                 ingest.next_offsets(),
                 &held,
                 &ingest.held_offsets(),
@@ -940,6 +1010,7 @@ pub fn run(
                 closed_through,
                 &engine_state,
             );
+            offsets.extend(tables.commit_offsets());
             commit(
                 &publisher,
                 &consumer,
@@ -948,6 +1019,7 @@ pub fn run(
                 &mut summary,
                 &name,
             )?;
+            tables.committed(&offsets);
             progress(Progress::Committed {
                 records: 0,
                 dead_letters: records.len(),
@@ -1027,9 +1099,11 @@ fn settle_decisions(
 /// What routing a message elsewhere needs besides the message.
 struct Lanes<'a> {
     topology: &'a Topology,
+    /// Every source by index: its topic and where its bad and late events go.
+    sources: Vec<crate::topology::Source>,
     name: String,
     /// Per partition, the previous run's read position (see `ResumeState`).
-    read_through: BTreeMap<i32, i64>,
+    read_through: BTreeMap<SourcePartition, i64>,
     /// What the dead-letter and late topics accept.
     limits: dead_letter::Limits,
 }
@@ -1040,11 +1114,14 @@ fn routing_limits(
     brokers: &str,
     rt: &tokio::runtime::Handle,
 ) -> dead_letter::Limits {
-    let mut topics = vec![topology.kafka.dead_letter_topic.as_str()];
-    if let Some(late) = topology.kafka.late_topic.as_deref()
-        && late != topology.kafka.dead_letter_topic
-    {
-        topics.push(late);
+    let sources = topology.sources();
+    let mut topics: Vec<&str> = Vec::new();
+    for s in &sources {
+        for t in [s.dead_letter_topic.as_str(), s.late_topic.as_str()] {
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        }
     }
     dead_letter::Limits::discover(
         brokers,
@@ -1080,6 +1157,7 @@ fn absorb(
     lanes: &Lanes,
 ) {
     let (topology, name) = (lanes.topology, &lanes.name);
+    let source = &lanes.sources[usize::from(decoded.raw.source())];
     let sorted = ingest::sort_rows(decoded, windower, &lanes.read_through);
     summary.replayed += sorted.replayed;
     if !sorted.late.is_empty() {
@@ -1090,20 +1168,16 @@ fn absorb(
             LatePolicy::Drop => "drop",
         };
         counter!(t::EVENTS_LATE, "topology" => name.clone(),
-                 "topic" => topology.kafka.source_topic.clone(), "policy" => policy)
+                 "topic" => source.topic.clone(), "policy" => policy)
         .increment(late);
         if sorted.late_replacements > 0 {
             summary.late_replacements += sorted.late_replacements;
             counter!(t::FHIR_LATE_REPLACEMENTS, "topology" => name.clone(),
-                     "topic" => topology.kafka.source_topic.clone())
+                     "topic" => source.topic.clone())
             .increment(sorted.late_replacements);
         }
         if topology.window.late_policy == LatePolicy::Topic {
-            let late_topic = topology
-                .kafka
-                .late_topic
-                .as_deref()
-                .unwrap_or(&topology.kafka.dead_letter_topic);
+            let late_topic = source.late_topic.as_str();
             for &i in &sorted.late {
                 pending.dead_letters.push(routed(
                     lanes,
@@ -1124,7 +1198,7 @@ fn absorb(
             pending.dead_letters.push(routed(
                 lanes,
                 &decoded.raw.message(*i),
-                &topology.kafka.dead_letter_topic,
+                &source.dead_letter_topic,
                 &e.to_string(),
                 summary,
             ));
@@ -1145,6 +1219,57 @@ fn absorb(
     ingest.recycle(std::mem::take(&mut decoded.raw));
 }
 
+/// The tables' state as of a window's end (`end_ms`), each caught up with
+/// its topic first; records that did not decode join the dead letters.
+fn tables_as_of(
+    tables: &mut tables::Tables,
+    end_ms: i64,
+    pending: &mut Pending,
+    summary: &mut RunSummary,
+    lanes: &Lanes,
+) -> Result<BTreeMap<u16, datafusion::arrow::record_batch::RecordBatch>, EngineError> {
+    let bad = tables.catch_up()?;
+    route_table_records(bad, tables, pending, summary, lanes);
+    tables.as_of(end_ms).map_err(EngineError::Versions)
+}
+
+/// Table records that did not decode, to their source's dead-letter topic
+/// (the reader's position, committed with them, keeps a rebuild from
+/// routing them again), and the tables' sizes.
+fn route_table_records(
+    bad: Vec<tables::BadRecord>,
+    tables: &tables::Tables,
+    pending: &mut Pending,
+    summary: &mut RunSummary,
+    lanes: &Lanes,
+) {
+    for (source, keys) in tables.sizes() {
+        gauge!(t::TABLE_KEYS, "topology" => lanes.name.clone(), "source" => source)
+            .set(keys as f64);
+    }
+    if bad.is_empty() {
+        return;
+    }
+    summary.dead_lettered += bad.len() as u64;
+    for b in &bad {
+        counter!(t::DEAD_LETTERED, "topology" => lanes.name.clone(), "reason" => b.error.metric_reason())
+            .increment(1);
+        let msg = SourceMessage {
+            source: b.source,
+            partition: b.partition,
+            offset: b.offset,
+            key: b.key.as_deref(),
+            payload: &b.payload,
+            headers: &b.headers,
+        };
+        let topic = &lanes.sources[usize::from(b.source)].dead_letter_topic;
+        pending
+            .dead_letters
+            .push(routed(lanes, &msg, topic, &b.error.to_string(), summary));
+    }
+    pending.since.get_or_insert_with(Instant::now);
+}
+
 /// The original message, bytes and headers intact, for the dead-letter or
 /// late topic, with the reason and its source coordinates added; cut to fit
 /// the topic when it is too large (`dead_letter::fit`), and counted then.
@@ -1156,11 +1281,12 @@ fn routed(
     summary: &mut RunSummary,
 ) -> OutRecord {
     let topology = lanes.topology;
+    let source = &lanes.sources[usize::from(msg.source)];
     let mut headers = vec![
         ("resynth.error".to_string(), error.as_bytes().to_vec()),
         (
             "resynth.source.topic".to_string(),
-            topology.kafka.source_topic.as_bytes().to_vec(),
+            source.topic.as_bytes().to_vec(),
         ),
         (
             "resynth.source.partition".to_string(),
@@ -1202,9 +1328,11 @@ fn merge_windows(
     let mut merged = next;
     merged.start_ms = small.start_ms;
     merged.rows += small.rows;
-    let mut batches = small.batches;
-    batches.append(&mut merged.batches);
-    merged.batches = batches;
+    for (source, mut batches) in small.batches {
+        let later = merged.batches.entry(source).or_default();
+        batches.append(later);
+        *later = batches;
+    }
     for (p, r) in small.offsets {
         merged
             .offsets
@@ -1227,18 +1355,18 @@ fn merge_windows(
 fn backpressure(
     consumer: &EngineConsumer,
     windower: &Windower,
-    paused: &mut Vec<i32>,
+    paused: &mut Vec<SourcePartition>,
     topology: &Topology,
+    topics: &[String],
     summary: &mut RunSummary,
 ) -> Result<(), EngineError> {
     let buffered = windower.buffered_rows();
     let ceiling = topology.window.max_buffered_rows;
     gauge!(t::BUFFERED_EVENTS, "topology" => topology.name.clone()).set(buffered as f64);
-    let topic = topology.kafka.source_topic.as_str();
-    let list = |parts: &[i32]| {
+    let list = |parts: &[SourcePartition]| {
         let mut tpl = rdkafka::TopicPartitionList::new();
-        for &p in parts {
-            tpl.add_partition(topic, p);
+        for p in parts {
+            tpl.add_partition(&topics[usize::from(p.source)], p.partition);
         }
         tpl
     };
@@ -1268,13 +1396,13 @@ fn backpressure(
     Ok(())
 }
 
-fn hold_offsets(held: &mut BTreeMap<i32, i64>, more: &BTreeMap<i32, i64>) {
+fn hold_offsets(held: &mut BTreeMap<SourcePartition, i64>, more: &BTreeMap<SourcePartition, i64>) {
     for (&p, &o) in more {
         held.entry(p).and_modify(|h| *h = (*h).min(o)).or_insert(o);
     }
 }
 
-fn hold(held: &mut BTreeMap<i32, i64>, window: &crate::window::ClosedWindow) {
+fn hold(held: &mut BTreeMap<SourcePartition, i64>, window: &crate::window::ClosedWindow) {
     for (&p, r) in &window.offsets {
         held.entry(p)
             .and_modify(|o| *o = (*o).min(r.first))
@@ -1286,7 +1414,7 @@ fn empty_window() -> crate::window::ClosedWindow {
     crate::window::ClosedWindow {
         start_ms: 0,
         end_ms: 0,
-        batches: Vec::new(),
+        batches: BTreeMap::new(),
         rows: 0,
         offsets: BTreeMap::new(),
     }
@@ -1327,12 +1455,20 @@ fn commit(
 /// Broker reachability for `/readyz` (a metadata request, only while the
 /// client reports every broker down) and the read lag per assigned
 /// partition, from librdkafka's cached watermarks (no request).
-fn health_tick(consumer: &EngineConsumer, topic: &str, assigned: &[i32], run_health: &health::Run) {
+fn health_tick(
+    consumer: &EngineConsumer,
+    topics: &[String],
+    assigned: &[SourcePartition],
+    run_health: &health::Run,
+) {
     let flag = &consumer.context().brokers_down;
     if flag.load(Ordering::Relaxed) {
         run_health.broker_lost("every broker is down");
         if consumer
-            .fetch_metadata(Some(topic), Duration::from_millis(500))
+            .fetch_metadata(
+                topics.first().map(String::as_str),
+                Duration::from_millis(500),
+            )
             .is_ok()
         {
             flag.store(false, Ordering::Relaxed);
@@ -1343,45 +1479,33 @@ fn health_tick(consumer: &EngineConsumer, topic: &str, assigned: &[i32], run_hea
     let Ok(positions) = consumer.position() else {
         return;
     };
-    let Ok(topic_c) = std::ffi::CString::new(topic) else {
-        return;
-    };
-    for &p in assigned {
-        let Some(rdkafka::Offset::Offset(pos)) =
-            positions.find_partition(topic, p).map(|e| e.offset())
+    for p in assigned {
+        let topic = &topics[usize::from(p.source)];
+        let Some(rdkafka::Offset::Offset(pos)) = positions
+            .find_partition(topic, p.partition)
+            .map(|e| e.offset())
         else {
             continue;
         };
-        let (mut low, mut high) = (-1i64, -1i64);
-        // SAFETY: a valid client handle, a NUL-terminated topic name and
-        // two out-parameters; the call only reads librdkafka's cache.
-        let err = unsafe {
-            rdkafka::bindings::rd_kafka_get_watermark_offsets(
-                consumer.client().native_ptr(),
-                topic_c.as_ptr(),
-                p,
-                &mut low,
-                &mut high,
-            )
-        };
-        if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 {
-            gauge!(t::CONSUMER_READ_LAG, "topology" => run_health.topology().to_string(), "partition" => p.to_string())
-                .set((high - pos).max(0) as f64);
+        if let Some((_, high)) = sources::cached_watermarks(consumer, topic, p.partition) {
+            gauge!(t::CONSUMER_READ_LAG, "topology" => run_health.topology().to_string(),
+                   "topic" => topic.clone(), "partition" => p.partition.to_string())
+            .set((high - pos).max(0) as f64);
         }
     }
 }
 
 fn report_lag(
     consumer: &EngineConsumer,
-    topic: &str,
     offsets: &BTreeMap<(String, i32), (i64, String)>,
     name: &str,
 ) {
-    for ((_, partition), (committed, _)) in offsets {
+    for ((topic, partition), (committed, _)) in offsets {
         if let Ok((_, high)) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(1))
         {
-            gauge!(t::CONSUMER_LAG, "topology" => name.to_string(), "partition" => partition.to_string())
-                .set((high - committed).max(0) as f64);
+            gauge!(t::CONSUMER_LAG, "topology" => name.to_string(), "topic" => topic.clone(),
+                   "partition" => partition.to_string())
+            .set((high - committed).max(0) as f64);
         }
     }
 }

@@ -30,18 +30,33 @@ use super::{EngineConsumer, EngineError, coordinator};
 use crate::audit::AuditLog;
 use crate::drift::{DriftMonitor, MonitorSnapshot};
 use crate::generate::{ModelRecord, ModelRegistry};
+use crate::window::SourcePartition;
 
-/// The resume state committed with the offsets (as offset metadata).
+/// The resume state committed with the offsets (as offset metadata), one per
+/// committed partition. Its `read_through` names partitions of the topic it
+/// is committed on, so the format is the same for one source or several.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct ResumeState {
     /// Windows ending at or before this were finalised.
     pub closed_through_ms: Option<i64>,
-    /// Per partition, the position the previous run had read up to.
+    /// Per partition of this commit's topic, the position the previous run
+    /// had read up to.
     #[serde(default)]
     pub read_through: BTreeMap<i32, i64>,
     /// What the windows so far decided (absent in commits of engines before
     /// it was kept here, and before the first window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineState>,
+}
+
+/// Every committed partition's [`ResumeState`], merged: what a start resumes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Resumed {
+    /// Windows ending at or before this were finalised.
+    pub closed_through_ms: Option<i64>,
+    /// Per stream partition, the position the previous run had read up to.
+    pub read_through: BTreeMap<SourcePartition, i64>,
+    /// The engine state of the most windows.
     pub engine: Option<EngineState>,
 }
 
@@ -59,20 +74,23 @@ pub struct EngineState {
     pub last_version: u64,
 }
 
-/// Reads the resume state from the group's committed offsets.
+/// Reads the resume state from the group's committed offsets on every stream
+/// source's topic (`streams`: source index and topic).
 pub(super) fn resume_state(
     consumer: &EngineConsumer,
-    topic: &str,
+    streams: &[(u16, String)],
     group: &str,
-) -> Result<ResumeState, EngineError> {
-    let metadata = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
-        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
-    })
-    .map_err(EngineError::Consumer)?;
+) -> Result<Resumed, EngineError> {
     let mut tpl = rdkafka::TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            tpl.add_partition(topic, p.id());
+    for (_, topic) in streams {
+        let metadata = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+        })
+        .map_err(EngineError::Consumer)?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition(topic, p.id());
+            }
         }
     }
     let committed = coordinator::retry_transient(coordinator::COORDINATOR_DEADLINE, || {
@@ -84,25 +102,33 @@ pub(super) fn resume_state(
         if e.metadata().is_empty() {
             continue;
         }
+        let Some(&(source, _)) = streams.iter().find(|(_, t)| t == e.topic()) else {
+            continue;
+        };
         match serde_json::from_str::<ResumeState>(e.metadata()) {
-            Ok(s) => states.push(s),
+            Ok(s) => states.push((source, s)),
             Err(err) => {
-                warn!(group, partition = e.partition(), error = %err, "ignoring unreadable commit metadata")
+                warn!(group, topic = e.topic(), partition = e.partition(), error = %err, "ignoring unreadable commit metadata")
             }
         }
     }
     Ok(merge(states))
 }
 
-/// One state from every partition's: the latest finality, every read
-/// position, and the engine state of the most windows.
-fn merge(states: Vec<ResumeState>) -> ResumeState {
-    let mut out = ResumeState::default();
-    for s in states {
+/// One state from every partition's (each with its stream source): the
+/// latest finality, every read position, and the engine state of the most
+/// windows.
+fn merge(states: Vec<(u16, ResumeState)>) -> Resumed {
+    let mut out = Resumed::default();
+    for (source, s) in states {
         if let Some(ct) = s.closed_through_ms {
             out.closed_through_ms = Some(out.closed_through_ms.map_or(ct, |c| c.max(ct)));
         }
-        out.read_through.extend(s.read_through);
+        out.read_through.extend(
+            s.read_through
+                .into_iter()
+                .map(|(p, r)| (SourcePartition::new(source, p), r)),
+        );
         if let Some(e) = s.engine
             && out.engine.as_ref().is_none_or(|o| e.windows > o.windows)
         {
@@ -217,12 +243,15 @@ pub(super) struct Processed<'a> {
 /// commits before it has re-read that far would otherwise forget that the
 /// bad and late events between were already routed, and the run after it
 /// would route them again.
+///
+/// Every stream source's partitions go into the one map, so one transaction
+/// carries every source's offsets; `topics` names each source index's topic.
 pub(super) fn commit_offsets(
-    topic: &str,
-    next: &BTreeMap<i32, i64>,
-    held: &BTreeMap<i32, i64>,
-    in_flight: &BTreeMap<i32, i64>,
-    read_before: &BTreeMap<i32, i64>,
+    topics: &[String],
+    next: &BTreeMap<SourcePartition, i64>,
+    held: &BTreeMap<SourcePartition, i64>,
+    in_flight: &BTreeMap<SourcePartition, i64>,
+    read_before: &BTreeMap<SourcePartition, i64>,
     closed_through_ms: Option<i64>,
     engine: &EngineState,
 ) -> BTreeMap<(String, i32), (i64, String)> {
@@ -232,12 +261,12 @@ pub(super) fn commit_offsets(
             let read = read_before.get(&p).map_or(routed, |&r| r.max(routed));
             let state = ResumeState {
                 closed_through_ms,
-                read_through: BTreeMap::from([(p, read)]),
+                read_through: BTreeMap::from([(p.partition, read)]),
                 engine: Some(engine.clone()),
             };
             let metadata = serde_json::to_string(&state).unwrap_or_default();
             (
-                (topic.to_string(), p),
+                (topics[usize::from(p.source)].clone(), p.partition),
                 (held.get(&p).map_or(n, |&h| h.min(n)), metadata),
             )
         })
@@ -263,19 +292,57 @@ mod tests {
     }
 
     /// The resume states the commits' metadata carries, one per partition.
-    fn committed_states(commits: &BTreeMap<(String, i32), (i64, String)>) -> Vec<ResumeState> {
+    fn committed_states(
+        commits: &BTreeMap<(String, i32), (i64, String)>,
+    ) -> Vec<(u16, ResumeState)> {
         commits
-            .values()
-            .map(|(_, m)| serde_json::from_str(m).unwrap())
+            .iter()
+            .map(|((topic, _), (_, m))| {
+                let source = if topic == "vitals" { 1 } else { 0 };
+                (source, serde_json::from_str(m).unwrap())
+            })
             .collect()
+    }
+
+    fn sp(partition: i32) -> SourcePartition {
+        SourcePartition::new(0, partition)
+    }
+
+    fn labs() -> Vec<String> {
+        vec!["labs".to_string()]
+    }
+
+    /// Two stream sources share partition numbers: each commit names its
+    /// topic, and a restart gives each source its own read positions.
+    #[test]
+    fn one_commit_carries_every_sources_offsets() {
+        let vitals = |p| SourcePartition::new(1, p);
+        let commits = commit_offsets(
+            &["labs".to_string(), "vitals".to_string()],
+            &BTreeMap::from([(sp(0), 10), (vitals(0), 7), (vitals(1), 3)]),
+            &BTreeMap::from([(vitals(0), 5)]),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            Some(3_600_000),
+            &engine(2, 1),
+        );
+        assert_eq!(commits[&("labs".to_string(), 0)].0, 10);
+        assert_eq!(commits[&("vitals".to_string(), 0)].0, 5, "held back");
+        assert_eq!(commits[&("vitals".to_string(), 1)].0, 3);
+        let merged = merge(committed_states(&commits));
+        assert_eq!(
+            merged.read_through,
+            BTreeMap::from([(sp(0), 10), (vitals(0), 7), (vitals(1), 3)])
+        );
+        assert_eq!(merged.engine, Some(engine(2, 1)));
     }
 
     #[test]
     fn the_newest_engine_state_wins_and_positions_merge() {
         let commits = commit_offsets(
-            "labs",
-            &BTreeMap::from([(0, 10), (1, 20)]),
-            &BTreeMap::from([(1, 15)]),
+            &labs(),
+            &BTreeMap::from([(sp(0), 10), (sp(1), 20)]),
+            &BTreeMap::from([(sp(1), 15)]),
             &BTreeMap::new(),
             &BTreeMap::new(),
             Some(3_600_000),
@@ -285,21 +352,27 @@ mod tests {
         assert_eq!(commits[&("labs".to_string(), 1)].0, 15, "held back");
         let mut states = committed_states(&commits);
         // A partition not read since an older window carries older state.
-        states.push(ResumeState {
-            closed_through_ms: Some(0),
-            read_through: BTreeMap::from([(2, 5)]),
-            engine: Some(engine(3, 1)),
-        });
+        states.push((
+            0,
+            ResumeState {
+                closed_through_ms: Some(0),
+                read_through: BTreeMap::from([(2, 5)]),
+                engine: Some(engine(3, 1)),
+            },
+        ));
         // And a commit from before the engine state was kept.
         states.insert(
             0,
-            serde_json::from_str(r#"{"closed_through_ms":1}"#).unwrap(),
+            (
+                0,
+                serde_json::from_str(r#"{"closed_through_ms":1}"#).unwrap(),
+            ),
         );
         let merged = merge(states);
         assert_eq!(merged.closed_through_ms, Some(3_600_000));
         assert_eq!(
             merged.read_through,
-            BTreeMap::from([(0, 10), (1, 20), (2, 5)])
+            BTreeMap::from([(sp(0), 10), (sp(1), 20), (sp(2), 5)])
         );
         assert_eq!(merged.engine, Some(engine(7, 2)));
     }
@@ -308,10 +381,10 @@ mod tests {
     /// 9 the run before it read: the next run must still skip 4..9.
     #[test]
     fn a_restarted_run_never_records_a_read_position_behind_the_last() {
-        let before = BTreeMap::from([(0, 9), (1, 3)]);
+        let before = BTreeMap::from([(sp(0), 9), (sp(1), 3)]);
         let commits = commit_offsets(
-            "labs",
-            &BTreeMap::from([(0, 4), (1, 6)]),
+            &labs(),
+            &BTreeMap::from([(sp(0), 4), (sp(1), 6)]),
             &BTreeMap::new(),
             &BTreeMap::new(),
             &before,
@@ -324,7 +397,10 @@ mod tests {
             4,
             "the position is what was read"
         );
-        assert_eq!(merge(states).read_through, BTreeMap::from([(0, 9), (1, 6)]));
+        assert_eq!(
+            merge(states).read_through,
+            BTreeMap::from([(sp(0), 9), (sp(1), 6)])
+        );
     }
 
     /// Messages 6..12 of partition 0 were sent for decoding but not routed
@@ -334,16 +410,19 @@ mod tests {
     #[test]
     fn the_read_position_stops_at_messages_still_being_decoded() {
         let commits = commit_offsets(
-            "labs",
-            &BTreeMap::from([(0, 12), (1, 8)]),
-            &BTreeMap::from([(0, 6)]),
-            &BTreeMap::from([(0, 6)]),
-            &BTreeMap::from([(0, 2)]),
+            &labs(),
+            &BTreeMap::from([(sp(0), 12), (sp(1), 8)]),
+            &BTreeMap::from([(sp(0), 6)]),
+            &BTreeMap::from([(sp(0), 6)]),
+            &BTreeMap::from([(sp(0), 2)]),
             None,
             &engine(1, 1),
         );
         let states = committed_states(&commits);
-        assert_eq!(merge(states).read_through, BTreeMap::from([(0, 6), (1, 8)]));
+        assert_eq!(
+            merge(states).read_through,
+            BTreeMap::from([(sp(0), 6), (sp(1), 8)])
+        );
     }
 
     /// A kill after `v1.json` was saved, before window 0 committed, leaves
@@ -376,8 +455,8 @@ mod tests {
         // persist_m is validated small; 64 windows of history is generous.
         e.drift.history = vec![1; 64];
         let commits = commit_offsets(
-            "a-long-source-topic-name",
-            &BTreeMap::from([(i32::MAX, i64::MAX)]),
+            &["a-long-source-topic-name".to_string()],
+            &BTreeMap::from([(sp(i32::MAX), i64::MAX)]),
             &BTreeMap::new(),
             &BTreeMap::new(),
             &BTreeMap::new(),

@@ -84,11 +84,9 @@ fn canonical_window(
     Ok((ids, table))
 }
 
-fn source_ranges(topic: &str, w: &ClosedWindow) -> Vec<String> {
-    w.offsets
-        .iter()
-        .map(|(p, r)| format!("{topic}/{p}/{}-{}", r.first, r.last))
-        .collect()
+fn source_ranges(topo: &Topology, w: &ClosedWindow) -> Vec<String> {
+    let topics: Vec<String> = topo.sources().into_iter().map(|s| s.topic).collect();
+    super::sources::source_ranges(&topics, w)
 }
 
 /// Processes one closed window.
@@ -232,7 +230,7 @@ pub fn process(
     let fitted_on = FittedOn {
         window_start_ms: window.start_ms,
         window_end_ms: window.end_ms,
-        source_offsets: source_ranges(&topo.kafka.source_topic, &window),
+        source_offsets: source_ranges(topo, &window),
         train_rows: train.n_rows(),
         holdout_rows: holdout.n_rows(),
     };
@@ -412,7 +410,7 @@ pub fn process(
         model_version: version,
         model_sha256: model.sha256.clone(),
         generator: model.generator.clone(),
-        source: source_ranges(&topo.kafka.source_topic, &window).join(","),
+        source: source_ranges(topo, &window).join(","),
         window: window_label.clone(),
         validation_run: run_id.clone(),
         epsilon: format!(

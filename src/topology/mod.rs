@@ -46,8 +46,16 @@ pub struct Topology {
     pub name: String,
     /// Kafka endpoints and topic names.
     pub kafka: KafkaConfig,
-    /// How source events are decoded.
+    /// How the events of a one-source topology are decoded (with
+    /// `kafka.source_topic` and `window.table`: one stream source). Absent
+    /// when `[[sources]]` lists the sources.
+    #[serde(default, skip_serializing_if = "SourceConfig::is_unset")]
     pub source: SourceConfig,
+    /// Every source of a several-source topology, each a stream (windowed
+    /// events) or a table (latest state per key). Empty: the one stream of
+    /// `kafka.source_topic` and `[source]`; see [`Topology::sources`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceEntry>,
     /// Event-time windowing and the SQL that builds the training table.
     pub window: WindowConfig,
     /// Which columns identify people, and how the training table is split.
@@ -98,7 +106,9 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Consumer group; its committed offsets are the engine's progress.
     pub group_id: String,
-    /// Topic with the source EHR change events.
+    /// Topic with the source EHR change events of a one-source topology
+    /// (empty when `[[sources]]` lists the sources).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source_topic: String,
     /// Undecodable events, with original bytes and a `resynth.error` header.
     pub dead_letter_topic: String,
@@ -128,10 +138,11 @@ pub struct KafkaConfig {
 }
 
 /// Wire format of source events.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EventFormat {
     /// Raw Avro binary datum written with `schema` (no container, no registry prefix).
+    #[default]
     Avro,
     /// One JSON object per message with the fields of `schema`.
     Json,
@@ -140,8 +151,10 @@ pub enum EventFormat {
     Fhir,
 }
 
-/// How source events are decoded.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How source events are decoded: the `[source]` section of a one-source
+/// topology, and the decode fields of each `[[sources]]` entry. `Default` is
+/// the absent `[source]` of a topology that lists `[[sources]]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// `avro`, `json` or `fhir`.
@@ -212,6 +225,76 @@ fn path_is_empty(p: &Path) -> bool {
 
 fn default_true() -> bool {
     true
+}
+
+impl SourceConfig {
+    /// No `[source]` section was given (a `[[sources]]` topology).
+    pub fn is_unset(&self) -> bool {
+        path_is_empty(&self.schema)
+            && self.event_time_field.is_empty()
+            && self.resource_type.is_none()
+            && self.columns.is_empty()
+    }
+}
+
+/// What a source is to the windows' SQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Events, windowed by event time: each closed window's SQL sees that
+    /// window's events of this source.
+    #[default]
+    Stream,
+    /// Latest state per key (a KTable), from a compacted topic, kept across
+    /// windows and rebuilt from the topic on start: each closed window's SQL
+    /// sees, per key, the latest record with event time ≤ the window's end.
+    /// A record with a null payload (tombstone) deletes its key.
+    Table,
+}
+
+/// One `[[sources]]` entry. The decode fields are those of [`SourceConfig`]
+/// (flattened, so every decode option of `[source]` works here too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEntry {
+    /// The source's table name in `window.sql` (a plain SQL identifier);
+    /// also its label in metrics and dead-letter headers.
+    pub name: String,
+    /// `stream` (default) or `table`.
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// Topic of this source's events (a table's should be compacted).
+    pub topic: String,
+    /// This source's undecodable events. Default: `kafka.dead_letter_topic`.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// This source's too-late events (streams). Default: `kafka.late_topic`,
+    /// else this source's dead-letter topic.
+    #[serde(default)]
+    pub late_topic: Option<String>,
+    /// Tables only: the field whose value is the state's key (a later record
+    /// with the same key replaces the earlier one).
+    #[serde(default)]
+    pub key_field: Option<String>,
+    /// How this source's events are decoded.
+    #[serde(flatten)]
+    pub decode: SourceConfig,
+}
+
+/// A source with every default settled: what the engine and `check` use,
+/// whether the topology lists `[[sources]]` or has the one-source shape.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub kind: SourceKind,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub late_topic: String,
+    pub key_field: Option<String>,
+    pub decode: SourceConfig,
+    /// Where the source's options sit in the file, for problems:
+    /// `source` or `sources[2]`.
+    pub path: String,
 }
 
 /// Event-time windows and the training-table query.
@@ -578,6 +661,11 @@ impl Topology {
         if !path_is_empty(&topology.source.schema) {
             topology.source.schema = base.join(&topology.source.schema);
         }
+        for s in &mut topology.sources {
+            if !path_is_empty(&s.decode.schema) {
+                s.decode.schema = base.join(&s.decode.schema);
+            }
+        }
         topology.output.schema = base.join(&topology.output.schema);
         for key in &mut topology.audit.approver_keys {
             *key = base.join(&*key);
@@ -616,6 +704,167 @@ impl Topology {
             .unwrap_or_else(|| self.transactional_id())
     }
 
+    /// Every source with its defaults settled, in file order: the `[[sources]]`
+    /// entries, or the one stream of a one-source topology (`kafka.source_topic`,
+    /// `[source]`, named `window.table`).
+    pub fn sources(&self) -> Vec<Source> {
+        let k = &self.kafka;
+        if self.sources.is_empty() {
+            return vec![Source {
+                name: self.window.table.clone(),
+                kind: SourceKind::Stream,
+                topic: k.source_topic.clone(),
+                dead_letter_topic: k.dead_letter_topic.clone(),
+                late_topic: k
+                    .late_topic
+                    .clone()
+                    .unwrap_or_else(|| k.dead_letter_topic.clone()),
+                key_field: None,
+                decode: self.source.clone(),
+                path: "source".into(),
+            }];
+        }
+        self.sources
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let dead = e
+                    .dead_letter_topic
+                    .clone()
+                    .unwrap_or_else(|| k.dead_letter_topic.clone());
+                Source {
+                    name: e.name.clone(),
+                    kind: e.kind,
+                    topic: e.topic.clone(),
+                    late_topic: e
+                        .late_topic
+                        .clone()
+                        .or_else(|| k.late_topic.clone())
+                        .unwrap_or_else(|| dead.clone()),
+                    dead_letter_topic: dead,
+                    key_field: e.key_field.clone(),
+                    decode: e.decode.clone(),
+                    path: format!("sources[{i}]"),
+                }
+            })
+            .collect()
+    }
+
+    /// The first stream source's topic: the topology's source in the places
+    /// that name one (the privacy ledger's file, lineage's input dataset).
+    pub fn primary_topic(&self) -> String {
+        self.sources()
+            .into_iter()
+            .find(|s| s.kind == SourceKind::Stream)
+            .map(|s| s.topic)
+            .unwrap_or_default()
+    }
+
+    /// Problems with the source list: one shape or the other, unique names
+    /// and topics, a key for each table, at least one stream.
+    fn source_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let k = &self.kafka;
+        if !self.sources.is_empty() {
+            if !k.source_topic.is_empty() {
+                p.push("kafka.source_topic: not used when [[sources]] lists the sources; give each its topic there".into());
+            }
+            if !self.source.is_unset() {
+                p.push("source: not used when [[sources]] lists the sources; give each its decode fields there".into());
+            }
+        } else if k.source_topic.trim().is_empty() {
+            p.push("kafka.source_topic: must not be empty (or list [[sources]])".into());
+        }
+        let outputs = [
+            Some(&k.dead_letter_topic),
+            Some(&k.quarantine_topic),
+            Some(&k.alerts_topic),
+            Some(&self.output.topic),
+            k.late_topic.as_ref(),
+        ];
+        let sources = self.sources();
+        let mut names = std::collections::BTreeSet::new();
+        let mut topics = std::collections::BTreeSet::new();
+        let plain =
+            |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        for s in &sources {
+            let at = &s.path;
+            let topic_field = if self.sources.is_empty() {
+                "kafka.source_topic".to_string()
+            } else {
+                format!("{at}.topic")
+            };
+            if !self.sources.is_empty() {
+                if !plain(&s.name) {
+                    p.push(format!("{at}.name: must be a plain SQL identifier (letters, digits, '_'); got {:?}", s.name));
+                }
+                if !names.insert(s.name.to_ascii_lowercase()) {
+                    p.push(format!("{at}.name: {:?} names another source too", s.name));
+                }
+                if s.topic.trim().is_empty() {
+                    p.push(format!("{topic_field}: must not be empty"));
+                }
+            }
+            if !s.topic.is_empty() && !topics.insert(s.topic.clone()) {
+                p.push(format!(
+                    "{topic_field}: {:?} is the topic of another source too",
+                    s.topic
+                ));
+            }
+            let outs = sources
+                .iter()
+                .flat_map(|o| [&o.dead_letter_topic, &o.late_topic]);
+            if !s.topic.is_empty()
+                && (outputs.contains(&Some(&s.topic)) || outs.clone().any(|o| o == &s.topic))
+            {
+                p.push(format!(
+                    "{topic_field}: {:?} is also used as an output topic; the engine would read its own output",
+                    s.topic
+                ));
+            }
+            if s.decode.event_time_field.is_empty() {
+                p.push(format!("{at}.event_time_field: must not be empty"));
+            }
+            p.extend(s.decode.problems(at));
+            if let Some(entry) = self.sources.iter().find(|e| e.name == s.name) {
+                for (field, v) in [
+                    ("dead_letter_topic", &entry.dead_letter_topic),
+                    ("late_topic", &entry.late_topic),
+                ] {
+                    if v.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                        p.push(format!("{at}.{field}: must not be empty when given"));
+                    }
+                }
+            }
+            match (s.kind, &s.key_field) {
+                (SourceKind::Table, None) => p.push(format!(
+                    "{at}.key_field: a table needs the field that keys its state"
+                )),
+                (SourceKind::Table, Some(f)) if f.is_empty() => {
+                    p.push(format!("{at}.key_field: must not be empty"))
+                }
+                (SourceKind::Stream, Some(_)) => p.push(format!(
+                    "{at}.key_field: only a table has a key (kind = \"table\")"
+                )),
+                (SourceKind::Table, Some(_))
+                    if self
+                        .sources
+                        .iter()
+                        .any(|e| e.name == s.name && e.late_topic.is_some()) =>
+                {
+                    p.push(format!(
+                        "{at}.late_topic: a table has no late events (it does not hold the watermark); remove it"
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if !self.sources.is_empty() && !sources.iter().any(|s| s.kind == SourceKind::Stream) {
+            p.push("sources: need at least one stream (kind = \"stream\"): only streams drive the windows".into());
+        }
+        p
+    }
+
     /// Every value problem, each prefixed with its path (`window.size_secs: ...`).
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -634,7 +883,6 @@ impl Topology {
         for (field, value) in [
             ("kafka.brokers", &k.brokers),
             ("kafka.group_id", &k.group_id),
-            ("kafka.source_topic", &k.source_topic),
             ("kafka.dead_letter_topic", &k.dead_letter_topic),
             ("kafka.quarantine_topic", &k.quarantine_topic),
             ("kafka.alerts_topic", &k.alerts_topic),
@@ -644,18 +892,7 @@ impl Topology {
                 p.push(format!("{field}: must not be empty"));
             }
         }
-        let outputs = [
-            &k.dead_letter_topic,
-            &k.quarantine_topic,
-            &k.alerts_topic,
-            &self.output.topic,
-        ];
-        if outputs.contains(&&k.source_topic) {
-            p.push(format!(
-                "kafka.source_topic: {:?} is also used as an output topic; the engine would read its own output",
-                k.source_topic
-            ));
-        }
+        p.extend(self.source_problems());
         p.extend(k.properties.problems());
         for key in k.properties.raw_keys() {
             if key.starts_with("transactional.")
@@ -667,10 +904,6 @@ impl Topology {
                 ));
             }
         }
-        if self.source.event_time_field.is_empty() {
-            p.push("source.event_time_field: must not be empty".into());
-        }
-        p.extend(self.source.problems("source"));
         let w = &self.window;
         if w.size_secs == 0 {
             p.push("window.size_secs: must be > 0".into());
@@ -1021,5 +1254,150 @@ schema = "o.avsc"
                 "{path} missing from {problems:?}"
             );
         }
+    }
+
+    /// Two streams and a table, in the `[[sources]]` shape.
+    fn several() -> String {
+        let head = MINIMAL.replace("source_topic = \"in\"\n", "").replace(
+            "[source]\nformat = \"avro\"\nschema = \"s.avsc\"\nevent_time_field = \"event_time\"\n",
+            "",
+        );
+        format!(
+            "{head}
+[[sources]]
+name = \"labs\"
+topic = \"ehr.labs\"
+format = \"avro\"
+schema = \"labs.avsc\"
+event_time_field = \"event_time\"
+[[sources]]
+name = \"vitals\"
+topic = \"ehr.vitals\"
+dead_letter_topic = \"vitals.dlq\"
+format = \"json\"
+schema = \"vitals.avsc\"
+event_time_field = \"event_time\"
+[[sources]]
+name = \"patients\"
+kind = \"table\"
+topic = \"ehr.patients\"
+key_field = \"patient_id\"
+format = \"avro\"
+schema = \"patients.avsc\"
+event_time_field = \"updated_at\"
+"
+        )
+    }
+
+    #[test]
+    fn one_source_shape_is_one_stream_named_by_window_table() {
+        let t = Topology::parse(MINIMAL).unwrap();
+        let s = t.sources();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].name.as_str(), s[0].kind, s[0].topic.as_str()),
+            ("events", SourceKind::Stream, "in")
+        );
+        assert_eq!(
+            (s[0].dead_letter_topic.as_str(), s[0].late_topic.as_str()),
+            ("dlq", "dlq")
+        );
+        assert_eq!(t.primary_topic(), "in");
+        // Serialised back, it has the same shape (the binder's config snapshot).
+        let value = toml::Value::try_from(&t).unwrap();
+        assert!(value.get("sources").is_none());
+        assert_eq!(value["kafka"]["source_topic"].as_str(), Some("in"));
+    }
+
+    #[test]
+    fn several_sources_parse_with_their_defaults() {
+        let t = Topology::parse(&several()).expect("parses");
+        assert!(t.validate().is_empty(), "{:?}", t.validate());
+        let s = t.sources();
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["labs", "vitals", "patients"]);
+        assert_eq!(s[1].decode.format, EventFormat::Json);
+        assert_eq!(
+            s[0].dead_letter_topic, "dlq",
+            "kafka.dead_letter_topic by default"
+        );
+        assert_eq!(
+            (s[1].dead_letter_topic.as_str(), s[1].late_topic.as_str()),
+            ("vitals.dlq", "vitals.dlq")
+        );
+        assert_eq!(s[2].kind, SourceKind::Table);
+        assert_eq!(s[2].key_field.as_deref(), Some("patient_id"));
+        assert_eq!(t.primary_topic(), "ehr.labs");
+        let value = toml::Value::try_from(&t).unwrap();
+        assert!(
+            value.get("source").is_none(),
+            "no empty [source] written back"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_a_source_is_rejected() {
+        let text = several().replace(
+            "key_field = \"patient_id\"",
+            "key_field = \"patient_id\"\nkey_feild = \"x\"",
+        );
+        let err = Topology::parse(&text).unwrap_err();
+        assert!(err.contains("key_feild"), "{err}");
+    }
+
+    #[test]
+    fn every_source_problem_is_listed_with_its_path() {
+        let text = several()
+            .replace("name = \"vitals\"", "name = \"labs\"")
+            .replace("key_field = \"patient_id\"\n", "")
+            .replace("topic = \"ehr.vitals\"", "topic = \"out\"")
+            .replace(
+                "event_time_field = \"updated_at\"",
+                "event_time_field = \"\"",
+            )
+            .replace("name = \"t\"\n", "name = \"t\"\n")
+            + "";
+        let mut t = Topology::parse(&text).expect("parses");
+        t.kafka.source_topic = "in".into();
+        let problems = t.validate();
+        for path in [
+            "kafka.source_topic: not used",
+            "sources[1].name",
+            "sources[1].topic",
+            "sources[2].key_field",
+            "sources[2].event_time_field",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(path)),
+                "{path} missing from {problems:?}"
+            );
+        }
+        let streams_only_tables = several()
+            .replace(
+                "name = \"labs\"\ntopic",
+                "name = \"labs\"\nkind = \"table\"\nkey_field = \"k\"\ntopic",
+            )
+            .replace(
+                "name = \"vitals\"\ntopic",
+                "name = \"vitals\"\nkind = \"table\"\nkey_field = \"k\"\ntopic",
+            );
+        let t = Topology::parse(&streams_only_tables).unwrap();
+        assert!(
+            t.validate()
+                .iter()
+                .any(|p| p.starts_with("sources: need at least one stream")),
+            "{:?}",
+            t.validate()
+        );        let late_table = several().replace(
+            "key_field = \"patient_id\"",
+            "key_field = \"patient_id\"\nlate_topic = \"patients.late\"",
+        );
+        let problems = Topology::parse(&late_table).unwrap().validate();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("sources[2].late_topic: a table has no late events")),
+            "{problems:?}"
+        );
     }
 }

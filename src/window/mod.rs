@@ -39,6 +39,22 @@ use serde::Serialize;
 use crate::schema::decode::DecodedBatch;
 pub use pane::{PanePiece, split_by_pane};
 
+/// One partition of one stream source: the key of every per-partition clock,
+/// held offset and commit. `source` indexes the topology's sources
+/// (`Topology::sources`), so a topology of several topics never mixes up
+/// partition 0 of one with partition 0 of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SourcePartition {
+    pub source: u16,
+    pub partition: i32,
+}
+
+impl SourcePartition {
+    pub fn new(source: u16, partition: i32) -> Self {
+        SourcePartition { source, partition }
+    }
+}
+
 /// Offset range of one source partition held by a window (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OffsetRange {
@@ -47,7 +63,11 @@ pub struct OffsetRange {
 }
 
 impl OffsetRange {
-    fn merge(into: &mut BTreeMap<i32, OffsetRange>, partition: i32, range: OffsetRange) {
+    fn merge(
+        into: &mut BTreeMap<SourcePartition, OffsetRange>,
+        partition: SourcePartition,
+        range: OffsetRange,
+    ) {
         into.entry(partition)
             .and_modify(|r| {
                 r.first = r.first.min(range.first);
@@ -62,10 +82,19 @@ impl OffsetRange {
 pub struct ClosedWindow {
     pub start_ms: i64,
     pub end_ms: i64,
-    pub batches: Vec<RecordBatch>,
+    /// Per stream source (its index in `Topology::sources`), the window's
+    /// events; a source with no event in the window has no entry.
+    pub batches: BTreeMap<u16, Vec<RecordBatch>>,
     pub rows: usize,
     /// Per partition, the offsets of the events in this window.
-    pub offsets: BTreeMap<i32, OffsetRange>,
+    pub offsets: BTreeMap<SourcePartition, OffsetRange>,
+}
+
+impl ClosedWindow {
+    /// The events of one source (none if it delivered nothing in the window).
+    pub fn batches_of(&self, source: u16) -> Vec<RecordBatch> {
+        self.batches.get(&source).cloned().unwrap_or_default()
+    }
 }
 
 /// Window geometry and timing, in ms of event time.
@@ -121,9 +150,10 @@ fn gcd(a: i64, b: i64) -> i64 {
 
 #[derive(Debug, Default)]
 struct Pane {
-    batches: Vec<RecordBatch>,
+    /// Per stream source, the pane's events.
+    batches: BTreeMap<u16, Vec<RecordBatch>>,
     rows: usize,
-    offsets: BTreeMap<i32, OffsetRange>,
+    offsets: BTreeMap<SourcePartition, OffsetRange>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -149,7 +179,7 @@ pub struct Windower {
     spec: WindowSpec,
     pane_ms: i64,
     panes: BTreeMap<i64, Pane>,
-    partitions: BTreeMap<i32, PartitionClock>,
+    partitions: BTreeMap<SourcePartition, PartitionClock>,
     /// Every window ending at or before this is finalised.
     closed_through_ms: Option<i64>,
 }
@@ -212,7 +242,7 @@ impl Windower {
 
     /// Sets the partitions this instance reads; a newly assigned partition
     /// holds the watermark back until its first event (or until it is idle).
-    pub fn assign(&mut self, partitions: &[i32]) {
+    pub fn assign(&mut self, partitions: &[SourcePartition]) {
         self.partitions.retain(|p, _| partitions.contains(p));
         for &p in partitions {
             self.partitions.entry(p).or_default();
@@ -220,19 +250,19 @@ impl Windower {
     }
 
     /// The partition is caught up or silent: stop holding the watermark back for it.
-    pub fn mark_idle(&mut self, partition: i32) {
+    pub fn mark_idle(&mut self, partition: SourcePartition) {
         self.partitions.entry(partition).or_default().idle = true;
     }
 
     /// The partition delivered an event: it counts for the watermark again.
-    pub fn mark_active(&mut self, partition: i32) {
+    pub fn mark_active(&mut self, partition: SourcePartition) {
         self.partitions.entry(partition).or_default().idle = false;
     }
 
     /// Partitions whose largest event time is ahead of the watermark; pausing
     /// them (backpressure) never stalls the watermark, since the partitions
     /// that hold it back keep delivering.
-    pub fn partitions_ahead(&self) -> Vec<i32> {
+    pub fn partitions_ahead(&self) -> Vec<SourcePartition> {
         let Some(w) = self.watermark_ms() else {
             return Vec::new();
         };
@@ -246,7 +276,7 @@ impl Windower {
     /// Whether a partition outside `except` still counts for the watermark
     /// (assigned and not idle). If none does, pausing `except` would stall the
     /// watermark, so backpressure must let go.
-    pub fn delivering_except(&self, except: &[i32]) -> bool {
+    pub fn delivering_except(&self, except: &[SourcePartition]) -> bool {
         self.partitions
             .iter()
             .any(|(p, c)| !c.idle && !except.contains(p))
@@ -283,7 +313,7 @@ impl Windower {
     pub fn buffered_bytes(&self) -> usize {
         self.panes
             .values()
-            .flat_map(|p| &p.batches)
+            .flat_map(|p| p.batches.values().flatten())
             .map(RecordBatch::get_array_memory_size)
             .sum()
     }
@@ -293,10 +323,10 @@ impl Windower {
         self.panes.len()
     }
 
-    /// Adds decoded events. The caller has already diverted too-late events
-    /// (`is_late`), so every row lands in a pane of an open window.
+    /// Adds decoded events of source 0. The caller has already diverted
+    /// too-late events (`is_late`), so every row lands in a pane of an open window.
     pub fn push(&mut self, decoded: DecodedBatch) -> PushStats {
-        let pieces = split_by_pane(&decoded, self.pane_ms);
+        let pieces = split_by_pane(&decoded, self.pane_ms, 0);
         self.push_pieces(pieces)
     }
 
@@ -337,7 +367,10 @@ impl Windower {
             }
             let pane = self.panes.entry(piece.pane_start).or_default();
             pane.rows += n;
-            pane.batches.push(piece.batch);
+            pane.batches
+                .entry(piece.source)
+                .or_default()
+                .push(piece.batch);
             for (p, r) in piece.offsets {
                 OffsetRange::merge(&mut pane.offsets, p, r);
             }
@@ -377,12 +410,18 @@ impl Windower {
             let mut window = ClosedWindow {
                 start_ms: start,
                 end_ms: end,
-                batches: Vec::new(),
+                batches: BTreeMap::new(),
                 rows: 0,
                 offsets: BTreeMap::new(),
             };
             for (_, pane) in self.panes.range(start..end) {
-                window.batches.extend(pane.batches.iter().cloned());
+                for (&source, batches) in &pane.batches {
+                    window
+                        .batches
+                        .entry(source)
+                        .or_default()
+                        .extend(batches.iter().cloned());
+                }
                 window.rows += pane.rows;
                 for (&p, &r) in &pane.offsets {
                     OffsetRange::merge(&mut window.offsets, p, r);
@@ -422,8 +461,8 @@ impl Windower {
 
     /// Lowest offset per partition still held by a pane: a commit may not go
     /// past it, or a restart would lose those events.
-    pub fn held_offsets(&self) -> BTreeMap<i32, i64> {
-        let mut held: BTreeMap<i32, i64> = BTreeMap::new();
+    pub fn held_offsets(&self) -> BTreeMap<SourcePartition, i64> {
+        let mut held: BTreeMap<SourcePartition, i64> = BTreeMap::new();
         for pane in self.panes.values() {
             for (&p, r) in &pane.offsets {
                 held.entry(p)
@@ -441,6 +480,10 @@ mod tests {
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
+
+    fn sp(partition: i32) -> SourcePartition {
+        SourcePartition::new(0, partition)
+    }
 
     fn decoded(times: &[i64], first_offset: i64) -> DecodedBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Int64, false)]));
@@ -467,7 +510,7 @@ mod tests {
             (closed[0].start_ms, closed[0].end_ms, closed[0].rows),
             (0, 100, 3)
         );
-        assert_eq!(closed[0].offsets[&0], OffsetRange { first: 0, last: 2 });
+        assert_eq!(closed[0].offsets[&sp(0)], OffsetRange { first: 0, last: 2 });
         assert!(w.is_late(99));
         assert!(!w.is_late(100));
     }
@@ -480,7 +523,7 @@ mod tests {
     #[test]
     fn watermark_is_the_minimum_over_delivering_partitions() {
         let mut w = Windower::new(WindowSpec::tumbling(100, 0));
-        w.assign(&[0, 1]);
+        w.assign(&[sp(0), sp(1)]);
         w.push(on_partition(decoded(&[10, 250], 0), 0));
         assert_eq!(w.watermark_ms(), None, "partition 1 has not delivered yet");
         assert!(w.advance().is_empty());
@@ -492,11 +535,11 @@ mod tests {
         assert_eq!(closed.len(), 1, "both partitions past 100");
         assert_eq!(closed[0].rows, 2);
         // Partition 1 catches up: it no longer holds the watermark back.
-        w.mark_idle(1);
+        w.mark_idle(sp(1));
         assert_eq!(w.watermark_ms(), Some(250));
         assert_eq!(w.advance().len(), 1);
         // ...and rejoins when it delivers again.
-        w.mark_active(1);
+        w.mark_active(sp(1));
         w.push(on_partition(decoded(&[260], 4), 1));
         assert_eq!(w.watermark_ms(), Some(250));
     }
@@ -520,17 +563,21 @@ mod tests {
         w.push(decoded(&[150], 4));
         let closed = w.advance();
         assert_eq!(closed[0].rows, 2);
-        assert_eq!(closed[0].offsets[&0], OffsetRange { first: 1, last: 3 });
+        assert_eq!(closed[0].offsets[&sp(0)], OffsetRange { first: 1, last: 3 });
     }
 
     #[test]
     fn held_offsets_never_pass_an_open_window() {
         let mut w = Windower::new(WindowSpec::tumbling(100, 0));
         w.push(decoded(&[150, 10, 160], 7)); // offsets 7,8,9; 10 is in window 0
-        assert_eq!(w.held_offsets()[&0], 7);
+        assert_eq!(w.held_offsets()[&sp(0)], 7);
         let closed = w.advance(); // watermark 160 closes window 0
         assert_eq!(closed.len(), 1);
-        assert_eq!(w.held_offsets()[&0], 7, "offset 7 (t=150) is still open");
+        assert_eq!(
+            w.held_offsets()[&sp(0)],
+            7,
+            "offset 7 (t=150) is still open"
+        );
         assert_eq!(w.flush().len(), 1);
         assert!(w.held_offsets().is_empty());
     }

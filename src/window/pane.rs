@@ -10,13 +10,15 @@ use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::OffsetRange;
+use super::{OffsetRange, SourcePartition};
 use crate::schema::decode::DecodedBatch;
 
 /// The rows of one decoded batch that fall into one pane.
 #[derive(Debug, Clone)]
 pub struct PanePiece {
     pub pane_start: i64,
+    /// The stream source the rows came from (its index in `Topology::sources`).
+    pub source: u16,
     pub batch: RecordBatch,
     /// Row indices in the batch the piece was cut from.
     pub rows: Vec<u32>,
@@ -25,15 +27,16 @@ pub struct PanePiece {
     pub min_event_ms: i64,
     pub max_event_ms: i64,
     /// Per source partition: largest event time in the piece.
-    pub clocks: Vec<(i32, i64)>,
+    pub clocks: Vec<(SourcePartition, i64)>,
     /// Per source partition: the offsets the piece holds.
-    pub offsets: Vec<(i32, OffsetRange)>,
+    pub offsets: Vec<(SourcePartition, OffsetRange)>,
 }
 
 impl PanePiece {
-    fn new(pane_start: i64) -> PanePiece {
+    fn new(pane_start: i64, source: u16) -> PanePiece {
         PanePiece {
             pane_start,
+            source,
             batch: RecordBatch::new_empty(std::sync::Arc::new(
                 datafusion::arrow::datatypes::Schema::empty(),
             )),
@@ -47,6 +50,7 @@ impl PanePiece {
     }
 
     fn add(&mut self, row: u32, t: i64, partition: i32, offset: i64) {
+        let partition = SourcePartition::new(self.source, partition);
         self.rows.push(row);
         self.event_time_ms.push(t);
         self.min_event_ms = self.min_event_ms.min(t);
@@ -76,9 +80,10 @@ impl PanePiece {
     }
 }
 
-/// Cuts `decoded` into one piece per pane of length `pane_ms`, ordered by
-/// first appearance. A batch within one pane is shared, not copied.
-pub fn split_by_pane(decoded: &DecodedBatch, pane_ms: i64) -> Vec<PanePiece> {
+/// Cuts `decoded` (events of stream source `source`) into one piece per pane
+/// of length `pane_ms`, ordered by first appearance. A batch within one pane
+/// is shared, not copied.
+pub fn split_by_pane(decoded: &DecodedBatch, pane_ms: i64, source: u16) -> Vec<PanePiece> {
     let mut pieces: Vec<PanePiece> = Vec::new();
     let mut last = usize::MAX;
     for (row, &t) in decoded.event_time_ms.iter().enumerate() {
@@ -87,7 +92,7 @@ pub fn split_by_pane(decoded: &DecodedBatch, pane_ms: i64) -> Vec<PanePiece> {
             last = match pieces.iter().rposition(|p| p.pane_start == pane) {
                 Some(i) => i,
                 None => {
-                    pieces.push(PanePiece::new(pane));
+                    pieces.push(PanePiece::new(pane, source));
                     pieces.len() - 1
                 }
             };
@@ -124,18 +129,19 @@ mod tests {
             partition: vec![0, 1, 0, 1, 1, 0],
             offset: vec![7, 3, 8, 4, 5, 9],
         };
-        let pieces = split_by_pane(&decoded, 100);
+        let pieces = split_by_pane(&decoded, 100, 0);
+        let sp = |p| SourcePartition::new(0, p);
         let starts: Vec<i64> = pieces.iter().map(|p| p.pane_start).collect();
         assert_eq!(starts, vec![100, 0, -100]);
         let p100 = &pieces[0];
         assert_eq!(p100.rows, vec![0, 2, 4]);
         assert_eq!((p100.min_event_ms, p100.max_event_ms), (100, 160));
-        assert_eq!(p100.clocks, vec![(0, 160), (1, 100)]);
+        assert_eq!(p100.clocks, vec![(sp(0), 160), (sp(1), 100)]);
         assert_eq!(
             p100.offsets,
             vec![
-                (0, OffsetRange { first: 7, last: 8 }),
-                (1, OffsetRange { first: 5, last: 5 })
+                (sp(0), OffsetRange { first: 7, last: 8 }),
+                (sp(1), OffsetRange { first: 5, last: 5 })
             ]
         );
         let column = p100

@@ -12,6 +12,10 @@ use proptest::prelude::*;
 use super::{ClosedWindow, WindowSpec, Windower};
 use crate::schema::decode::DecodedBatch;
 
+fn sp(partition: i32) -> crate::window::SourcePartition {
+    crate::window::SourcePartition::new(0, partition)
+}
+
 /// One source event: id, event time, partition, offset within its partition.
 #[derive(Debug, Clone, Copy)]
 struct Event {
@@ -39,7 +43,8 @@ fn batch(events: &[Event]) -> DecodedBatch {
 
 fn ids(w: &ClosedWindow) -> BTreeSet<i64> {
     w.batches
-        .iter()
+        .values()
+        .flatten()
         .flat_map(|b| {
             let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
             (0..a.len()).map(|i| a.value(i)).collect::<Vec<_>>()
@@ -84,7 +89,7 @@ fn run(
     Vec<ClosedWindow>,
 ) {
     let mut w = Windower::new(spec);
-    w.assign(partitions);
+    w.assign(&partitions.iter().map(|&p| sp(p)).collect::<Vec<_>>());
     let mut closed = Vec::new();
     let mut late = BTreeSet::new();
     for part in events.chunks(chunk.max(1)) {
@@ -230,7 +235,7 @@ proptest! {
 
         // First run: commit after each advance; crash after `crash_after` events.
         let mut w = Windower::new(spec);
-        w.assign(&[0, 1, 2]);
+        w.assign(&[sp(0), sp(1), sp(2)]);
         let mut closed: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
         let mut read: BTreeMap<i32, i64> = BTreeMap::new();
         let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
@@ -244,7 +249,11 @@ proptest! {
             for c in w.advance() {
                 prop_assert!(closed.insert(c.start_ms, ids(&c)).is_none());
             }
-            let held = w.held_offsets();
+            let held: BTreeMap<i32, i64> = w
+                .held_offsets()
+                .into_iter()
+                .map(|(k, v)| (k.partition, v))
+                .collect();
             for (&p, &n) in &read {
                 committed.insert(p, held.get(&p).map_or(n, |&h| h.min(n)));
             }
@@ -252,7 +261,7 @@ proptest! {
         }
         // Second run: from the committed offsets, with the committed finality.
         let mut w = Windower::new(spec);
-        w.assign(&[0, 1, 2]);
+        w.assign(&[sp(0), sp(1), sp(2)]);
         if let Some(c) = committed_through {
             w.restore(c);
         }
@@ -281,7 +290,7 @@ proptest! {
 fn idle_partition_releases_and_rejoins_the_watermark() {
     let spec = WindowSpec::tumbling(100, 0);
     let mut w = Windower::new(spec);
-    w.assign(&[0, 1]);
+    w.assign(&[sp(0), sp(1)]);
     let ev = |id, t, partition, offset| Event {
         id,
         t,
@@ -292,13 +301,13 @@ fn idle_partition_releases_and_rejoins_the_watermark() {
     w.push(batch(&[ev(2, 350, 0, 1)]));
     assert_eq!(w.watermark_ms(), Some(20), "partition 1 holds it back");
     assert!(w.advance().is_empty());
-    assert_eq!(w.partitions_ahead(), vec![0]);
-    w.mark_idle(1);
+    assert_eq!(w.partitions_ahead(), vec![sp(0)]);
+    w.mark_idle(sp(1));
     assert_eq!(w.watermark_ms(), Some(350));
     let closed = w.advance();
     assert_eq!(closed.len(), 1);
     assert_eq!(ids(&closed[0]), BTreeSet::from([0, 1]));
-    w.mark_active(1);
+    w.mark_active(sp(1));
     assert!(w.is_late(50), "window [0, 100) is final");
     assert!(!w.is_late(360));
     w.push(batch(&[ev(3, 360, 1, 1)]));
@@ -316,7 +325,7 @@ fn sliding_windows_share_and_release_panes() {
         allowed_lateness_ms: 0,
     };
     let mut w = Windower::new(spec);
-    w.assign(&[0]);
+    w.assign(&[sp(0)]);
     let evs: Vec<Event> = (0..6)
         .map(|i| Event {
             id: i,
@@ -335,7 +344,7 @@ fn sliding_windows_share_and_release_panes() {
     assert_eq!(ids(&closed[4]), BTreeSet::from([2, 3, 4]));
     // Panes 3 and 4 are still needed by [300, 600); pane 5 too.
     assert_eq!(w.open_panes(), 3);
-    assert_eq!(w.held_offsets()[&0], 3);
+    assert_eq!(w.held_offsets()[&sp(0)], 3);
     assert!(w.is_late(250));
     assert!(!w.is_late(300));
     // t = 305 is in [100, 400) (final), [200, 500) (final) and [300, 600):
@@ -358,7 +367,7 @@ fn allowed_lateness_keeps_windows_open_and_counts_accepted_late_rows() {
         ..WindowSpec::tumbling(100, 0)
     };
     let mut w = Windower::new(spec);
-    w.assign(&[0]);
+    w.assign(&[sp(0)]);
     let ev = |id, t, offset| Event {
         id,
         t,

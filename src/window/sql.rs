@@ -26,6 +26,15 @@ fn err(e: impl std::fmt::Display) -> SqlError {
     }
 }
 
+/// One table a window's SQL reads: a source's name, its Arrow schema, and
+/// its rows for this window (a stream's events, a table's state).
+#[derive(Debug, Clone)]
+pub struct WindowTable {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
 /// Runs `sql` over `batches` registered as `table`.
 pub async fn training_table(
     schema: SchemaRef,
@@ -33,9 +42,22 @@ pub async fn training_table(
     table: &str,
     sql: &str,
 ) -> Result<Vec<RecordBatch>, SqlError> {
+    let table = WindowTable {
+        name: table.to_string(),
+        schema,
+        batches,
+    };
+    run(vec![table], sql).await
+}
+
+/// Runs `sql` with every table registered under its name.
+pub async fn run(tables: Vec<WindowTable>, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
     let ctx = SessionContext::new();
-    let mem = MemTable::try_new(schema, vec![batches]).map_err(err)?;
-    ctx.register_table(table, Arc::new(mem)).map_err(err)?;
+    for t in tables {
+        let mem = MemTable::try_new(t.schema, vec![t.batches]).map_err(err)?;
+        ctx.register_table(t.name.as_str(), Arc::new(mem))
+            .map_err(err)?;
+    }
     let df = ctx.sql(sql).await.map_err(err)?;
     df.collect().await.map_err(err)
 }
@@ -46,9 +68,18 @@ pub async fn output_schema(
     table: &str,
     sql: &str,
 ) -> Result<SchemaRef, SqlError> {
+    plan(&[(table.to_string(), schema)], sql).await
+}
+
+/// Plans `sql` against an empty table per `(name, schema)` and returns its
+/// output schema: `check` plans a several-source topology's SQL this way.
+pub async fn plan(tables: &[(String, SchemaRef)], sql: &str) -> Result<SchemaRef, SqlError> {
     let ctx = SessionContext::new();
-    let mem = MemTable::try_new(schema, vec![vec![]]).map_err(err)?;
-    ctx.register_table(table, Arc::new(mem)).map_err(err)?;
+    for (name, schema) in tables {
+        let mem = MemTable::try_new(schema.clone(), vec![vec![]]).map_err(err)?;
+        ctx.register_table(name.as_str(), Arc::new(mem))
+            .map_err(err)?;
+    }
     let df = ctx.sql(sql).await.map_err(err)?;
     Ok(Arc::new(df.schema().as_arrow().clone()))
 }

@@ -221,7 +221,8 @@ pub fn methodology(d: &RunData, r: &Release) -> Value {
                       "build_commit": r.engine["build_commit"]},
         "hyperparameters": {"model": c["model"], "copula": c["copula"], "privbayes": c["privbayes"]},
         "training_scope": {
-            "source_topic": c["kafka"]["source_topic"],
+            "source_topic": super::primary_topic(c),
+            "sources": c["sources"],
             "source_ranges": fitted["fitted_on"]["source_offsets"],
             "event_time_window_ms": [fitted["fitted_on"]["window_start_ms"], fitted["fitted_on"]["window_end_ms"]],
             "window": c["window"],

@@ -870,7 +870,7 @@ fn lineage_problems(events: &[Value], r: &Release) -> Vec<String> {
         {
             parents.insert(parent.to_string());
         }
-        if w["inputs"][0]["name"] != r.config["kafka"]["source_topic"] {
+        if w["inputs"][0]["name"] != primary_topic(&r.config) {
             p.push("the window run's input is not the source topic".into());
         }
         if !w["inputs"][0]["namespace"]
@@ -958,4 +958,18 @@ fn walk(dir: &Path) -> Vec<String> {
     go(dir, dir, &mut out);
     out.sort();
     out
+}
+
+/// The topology snapshot's first stream topic (`Topology::primary_topic`):
+/// the first `[[sources]]` stream's, else `kafka.source_topic`. Lineage
+/// names it as the window run's input.
+pub(super) fn primary_topic(config: &Value) -> Value {
+    match config["sources"].as_array() {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .find(|s| s["kind"].as_str().is_none_or(|k| k == "stream"))
+            .map(|s| s["topic"].clone())
+            .unwrap_or(Value::Null),
+        _ => config["kafka"]["source_topic"].clone(),
+    }
 }

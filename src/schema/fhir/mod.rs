@@ -27,7 +27,7 @@ pub mod tree;
 pub mod versions;
 
 pub use path::FhirPath;
-pub use versions::{Versioned, is_replacement, latest_versions, resolve_window};
+pub use versions::{Versioned, is_replacement, latest_versions, resolve_versions};
 
 use super::avro_binary::Slot;
 use super::decode::{DecodeError, json_error};

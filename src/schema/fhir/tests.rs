@@ -476,17 +476,19 @@ fn replacements_are_recognised_for_the_late_count() {
 }
 
 #[test]
-fn resolve_window_leaves_other_formats_alone() {
-    let mut w = crate::window::ClosedWindow {
-        start_ms: 0,
-        end_ms: 1,
-        batches: vec![],
-        rows: 7,
-        offsets: Default::default(),
-    };
+fn resolve_versions_leaves_other_formats_alone() {
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+    let mut batches = vec![RecordBatch::new_empty(schema.clone())];
     let mut avro = observation_source();
     avro.format = EventFormat::Avro;
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
-    assert_eq!(resolve_window(&avro, &schema, &mut w).unwrap(), (0, 0));
-    assert_eq!(w.rows, 7);
+    assert_eq!(
+        resolve_versions(&avro, &schema, &mut batches).unwrap(),
+        (0, 0)
+    );
+    assert_eq!(batches.len(), 1);
+    // A FHIR source with nothing in the window stays empty.
+    let mut none = Vec::new();
+    let fhir = observation_source();
+    assert_eq!(resolve_versions(&fhir, &schema, &mut none).unwrap(), (0, 0));
+    assert!(none.is_empty());
 }

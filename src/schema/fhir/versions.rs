@@ -23,7 +23,7 @@
 //! finalised is late like any late event (its event time is normally the
 //! original's), routed by `window.late_policy`, and counted by
 //! `resynth_fhir_late_replacements_total` when [`is_replacement`].
-//! Pure: no I/O; the engine calls [`resolve_window`] once per closed window.
+//! Pure: no I/O; the engine calls [`resolve_versions`] once per source of a closed window.
 
 use std::collections::HashMap;
 
@@ -35,7 +35,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::{ID_COLUMN, STATUS_COLUMN, VERSION_COLUMN, WITHDRAWN};
 use crate::topology::{EventFormat, SourceConfig};
-use crate::window::ClosedWindow;
 
 /// One window's rows after the rule, and what it did.
 #[derive(Debug, Clone)]
@@ -122,20 +121,20 @@ pub fn latest_versions(
     })
 }
 
-/// The engine's one call per closed window: for a `fhir` source, the
-/// window's rows become [`latest_versions`] (one batch, `rows` updated);
+/// The engine's one call per source of a closed window: for a `fhir`
+/// source, its rows in the window become [`latest_versions`] (one batch);
 /// for any other format it does nothing. Returns (replaced, withdrawn).
-pub fn resolve_window(
+/// The caller sums the window's rows again.
+pub fn resolve_versions(
     source: &SourceConfig,
     schema: &SchemaRef,
-    window: &mut ClosedWindow,
+    batches: &mut Vec<RecordBatch>,
 ) -> Result<(usize, usize), ArrowError> {
-    if source.format != EventFormat::Fhir {
+    if source.format != EventFormat::Fhir || batches.is_empty() {
         return Ok((0, 0));
     }
-    let v = latest_versions(schema, &window.batches)?;
-    window.rows = v.batch.num_rows();
-    window.batches = vec![v.batch];
+    let v = latest_versions(schema, batches)?;
+    *batches = vec![v.batch];
     Ok((v.replaced, v.withdrawn))
 }
 
