@@ -3,7 +3,8 @@
 //! ```text
 //! path        := alternative ( " | " alternative )*
 //! alternative := step ( "." step )*
-//! step        := name ( "[" name "=" "'" text "'" "]" )?
+//! step        := name ( "[" key "=" "'" text "'" "]" )?
+//! key         := name ( "." name )*
 //! name        := [A-Za-z_][A-Za-z0-9_]*          (a JSON key of the resource)
 //! text        := any characters; \' is a quote and \\ a backslash
 //! ```
@@ -18,6 +19,16 @@
 //!   object).
 //! * `[key='value']` keeps elements whose `key` is the string `value`
 //!   (`coding[system='http://loinc.org']`, `extension[url='...']`).
+//! * `[a.b.c='value']` keeps elements from which **any** value reached by
+//!   following `a.b.c` is the string `value`, like FHIRPath's
+//!   `where(a.b.c = 'value')`: a key step that lands on an array looks at
+//!   every non-null element, not just the first, and a single object is a
+//!   one-element array. This is what selects a blood-pressure component by
+//!   its code, whose codings are an array and the match need not be first:
+//!   `component[code.coding.code='8480-6'].valueQuantity.value`. The same
+//!   rule holds for a one-name key (`[given='Ann']` matches an array of
+//!   strings holding `Ann`). Numbers, booleans and objects never equal a
+//!   value; a missing key never matches.
 //! * `a | b`: the first alternative that finds a value decides
 //!   (`effectiveDateTime | effectivePeriod.start`); a malformed value in it
 //!   is an error, not a reason to try the next.
@@ -34,7 +45,17 @@ use super::tree::Tree;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub name: String,
-    pub filter: Option<(String, String)>,
+    pub filter: Option<Filter>,
+}
+
+/// `[a.b.c='value']`: an element passes when any value reached along `key`
+/// is the string `value` (see the module doc). The pruning trie also keeps
+/// filters whose `key` is the rest of a filter's key below a node, down to
+/// an empty `key` (the value itself must be the string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub key: Vec<String>,
+    pub value: String,
 }
 
 /// A parsed path: one or more alternatives of steps.
@@ -119,7 +140,7 @@ fn find_alternative<'t, 'v>(steps: &[Step], root: &'t Tree<'v>) -> Found<'t, 'v>
 
 /// The first non-null element of an array (or the value itself) that
 /// passes the filter.
-fn pick<'t, 'v>(v: &'t Tree<'v>, filter: Option<&(String, String)>) -> Found<'t, 'v> {
+fn pick<'t, 'v>(v: &'t Tree<'v>, filter: Option<&Filter>) -> Found<'t, 'v> {
     match v {
         Tree::Null => Found::Missing,
         Tree::Array(items) => items
@@ -157,8 +178,10 @@ fn parse_step(part: &str) -> Result<Step, String> {
         .ok_or("a filter must end the step with ']'")?;
     let eq = inner.find('=').ok_or("a filter is [key='value']")?;
     let key = inner[..eq].trim();
-    if !is_name(key) {
-        return Err("the filter's key must be a name".into());
+    if !key.split('.').all(is_name) {
+        return Err(format!(
+            "the filter's key must be a name or dotted names (a.b.c), not {key:?}"
+        ));
     }
     let quoted = inner[eq + 1..].trim();
     let body = quoted
@@ -180,14 +203,18 @@ fn parse_step(part: &str) -> Result<Step, String> {
     }
     Ok(Step {
         name: name.to_string(),
-        filter: Some((key.to_string(), value)),
+        filter: Some(Filter {
+            key: key.split('.').map(str::to_string).collect(),
+            value,
+        }),
     })
 }
 
-/// Splits on `sep` outside single-quoted filter values.
+/// Splits on `sep` outside single-quoted filter values and outside
+/// brackets (a filter's dotted key is not a step).
 fn split_outside_quotes(text: &str, sep: char) -> Result<Vec<&str>, String> {
     let mut out = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    let (mut start, mut quoted, mut escaped, mut depth) = (0, false, false, 0usize);
     for (i, c) in text.char_indices() {
         if escaped {
             escaped = false;
@@ -195,9 +222,16 @@ fn split_outside_quotes(text: &str, sep: char) -> Result<Vec<&str>, String> {
             escaped = true;
         } else if c == '\'' {
             quoted = !quoted;
-        } else if c == sep && !quoted {
-            out.push(&text[start..i]);
-            start = i + c.len_utf8();
+        } else if !quoted {
+            match c {
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                _ if c == sep && depth == 0 => {
+                    out.push(&text[start..i]);
+                    start = i + c.len_utf8();
+                }
+                _ => {}
+            }
         }
     }
     if quoted {
@@ -243,6 +277,7 @@ mod tests {
                 Tree::Str(s) => serde_json::json!(s),
                 Tree::F64(f) => serde_json::json!(f),
                 Tree::I64(i) => serde_json::json!(i),
+                Tree::U64(u) => serde_json::json!(u),
                 other => serde_json::json!(format!("{other:?}")),
             })),
         }
@@ -269,6 +304,11 @@ mod tests {
         );
         // Nulls in arrays are skipped; nested arrays take their first.
         assert_eq!(find("name.given", o), some(serde_json::json!("Ann")));
+        // A filter's key on an array of strings matches any of them.
+        assert_eq!(
+            find("name[given='B'].given", o),
+            some(serde_json::json!("Ann"))
+        );
         // A filter on a single object.
         assert_eq!(
             find("valueQuantity[unit='%'].value", o),
@@ -303,7 +343,11 @@ mod tests {
             ("a | ", "alternative 2 is empty"),
             ("code.coding[system=loinc]", "single quotes"),
             ("code.coding[system='x'", "end the step"),
-            ("code.coding[='x']", "key must be a name"),
+            ("code.coding[='x']", "key must be a name or dotted names"),
+            ("component[a..b='x']", "key must be a name or dotted names"),
+            ("component[.a='x']", "key must be a name or dotted names"),
+            ("component[a.='x']", "key must be a name or dotted names"),
+            ("component[a.b-c='x']", "key must be a name or dotted names"),
             ("code.coding[system='it's']", "not closed"),
             ("1abc", "expected a name"),
             ("a-b", "expected a name"),
@@ -315,9 +359,136 @@ mod tests {
         let p = FhirPath::parse(r"extension[url='a.b|c\'d'].valueString").unwrap();
         assert_eq!(
             p.alternatives[0][0].filter,
-            Some(("url".into(), "a.b|c'd".into()))
+            Some(Filter {
+                key: vec!["url".into()],
+                value: "a.b|c'd".into()
+            })
         );
         assert_eq!(p.alternatives.len(), 1);
         assert_eq!(p.alternatives[0].len(), 2);
+        // A dotted key stays inside its step.
+        let p =
+            FhirPath::parse("component[code.coding.code='8480-6'].valueQuantity.value").unwrap();
+        assert_eq!(p.alternatives[0].len(), 3);
+        assert_eq!(
+            p.alternatives[0][0].filter,
+            Some(Filter {
+                key: vec!["code".into(), "coding".into(), "code".into()],
+                value: "8480-6".into()
+            })
+        );
+    }
+
+    /// Two components, each with an array of codings; the one wanted is
+    /// matched by its second coding.
+    const BP: &str = r#"{
+        "resourceType": "Observation",
+        "component": [
+            {"code": {"coding": [
+                {"system": "http://snomed.info/sct", "code": "S9"},
+                {"system": "http://loinc.org", "code": "8462-4"}]},
+             "valueQuantity": {"value": 53}},
+            {"code": {"coding": [
+                {"system": "http://snomed.info/sct", "code": "S8"},
+                {"system": "http://loinc.org", "code": "8480-6"}]},
+             "valueQuantity": {"value": 100, "unit": "mm[Hg]"},
+             "valueInteger": 7}
+        ]
+    }"#;
+
+    #[test]
+    fn dotted_filters_match_any_value_along_the_key() {
+        let b = BP;
+        let systolic = "component[code.coding.code='8480-6'].valueQuantity.value";
+        assert_eq!(find(systolic, b), some(serde_json::json!(100)));
+        assert_eq!(
+            find(
+                "component[code.coding.code='8462-4'].valueQuantity.value",
+                b
+            ),
+            some(serde_json::json!(53))
+        );
+        // The match is the second coding of the second component, and other
+        // paths through the same keys do not prune it away.
+        assert_eq!(
+            find(
+                &format!(
+                    "{systolic} | component.code.coding.code | component.code.coding[system='http://loinc.org'].code"
+                ),
+                b
+            ),
+            some(serde_json::json!(100))
+        );
+        assert_eq!(
+            find(
+                "component[code.coding.system='http://loinc.org'].valueQuantity.value",
+                b
+            ),
+            some(serde_json::json!(53))
+        );
+        // A single object along the key is a one-element array.
+        assert_eq!(
+            find(
+                "component[valueQuantity.unit='mm[Hg]'].valueQuantity.value",
+                b
+            ),
+            some(serde_json::json!(100))
+        );
+        // A number is never the string, even one that reads the same.
+        assert_eq!(
+            find("component[valueQuantity.value='100'].valueInteger", b),
+            Ok(None)
+        );
+        assert_eq!(
+            find("component[valueInteger='7'].valueInteger", b),
+            Ok(None)
+        );
+        // A key path ending on an object, or going on past a string.
+        assert_eq!(
+            find("component[code.coding='8480-6'].valueInteger", b),
+            Ok(None)
+        );
+        assert_eq!(
+            find("component[code.coding.code.x='8480-6'].valueInteger", b),
+            Ok(None)
+        );
+        // A missing key, and no element with the value.
+        assert_eq!(
+            find("component[code.text='8480-6'].valueQuantity.value", b),
+            Ok(None)
+        );
+        assert_eq!(
+            find(
+                "component[code.coding.code='0000-0'].valueQuantity.value",
+                b
+            ),
+            Ok(None)
+        );
+    }
+
+    /// The trie built from several paths keeps what each filter reads and
+    /// no more elements than the filters can pick.
+    #[test]
+    fn pruning_keeps_what_dotted_filters_read() {
+        let p =
+            FhirPath::parse("component[code.coding.code='8480-6'].valueQuantity.value").unwrap();
+        let mut keys = Keys::default();
+        keys.insert(&p.alternatives[0]);
+        let t = tree::parse(BP.as_bytes(), &keys).unwrap();
+        let component = t.get("component").unwrap();
+        let Tree::Array(kept) = component else {
+            panic!("{component:?}")
+        };
+        // Only the matching component, with only its matching coding.
+        assert_eq!(kept.len(), 1);
+        let codings = kept[0].get("code").and_then(|c| c.get("coding")).unwrap();
+        assert_eq!(
+            codings,
+            &Tree::Array(vec![Tree::Object(vec![(
+                "code",
+                Tree::Str("8480-6".into())
+            )])])
+        );
+        assert_eq!(kept[0].get("valueInteger"), None);
     }
 }

@@ -278,6 +278,70 @@ fn age_in_years_at_the_event_time() {
     );
 }
 
+/// A Synthea blood-pressure Observation (LOINC 85354-9, its components
+/// 8462-4 diastolic and 8480-6 systolic, as Synthea writes them): a dotted
+/// filter key picks each component by its code.
+#[test]
+fn blood_pressure_components_by_their_code() {
+    let col = |name: &str, path: &str, kind| FhirColumn {
+        name: name.into(),
+        path: path.into(),
+        kind,
+        required: true,
+    };
+    let source = SourceConfig {
+        format: EventFormat::Fhir,
+        schema: Default::default(),
+        event_time_field: "event_time".into(),
+        resource_type: Some("Observation".into()),
+        columns: vec![
+            col("patient_id", "subject.reference", FhirValueType::String),
+            col("event_time", "effectiveDateTime", FhirValueType::Timestamp),
+            col(
+                "systolic",
+                "component[code.coding.code='8480-6'].valueQuantity.value",
+                FhirValueType::Double,
+            ),
+            col(
+                "diastolic",
+                "component[code.coding.code='8462-4'].valueQuantity.value",
+                FhirValueType::Double,
+            ),
+        ],
+        status_path: None,
+        max_resource_bytes: None,
+    };
+    let mut d = decoder(&source);
+    let loinc = |code: &str, display: &str| {
+        json!({"coding": [{"system": "http://loinc.org", "code": code, "display": display}],
+               "text": display})
+    };
+    let bp = json!({
+        "resourceType": "Observation", "id": "bp1", "status": "final",
+        "category": [{"coding": [{"system":
+            "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": loinc("85354-9", "Blood pressure panel with all children optional"),
+        "subject": {"reference": "urn:uuid:p1"},
+        "effectiveDateTime": "2024-03-15T10:20:30+01:00",
+        "component": [
+            {"code": loinc("8462-4", "Diastolic Blood Pressure"),
+             "valueQuantity": {"value": 53, "unit": "mm[Hg]",
+                "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+            {"code": loinc("8480-6", "Systolic Blood Pressure"),
+             "valueQuantity": {"value": 100, "unit": "mm[Hg]",
+                "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+        ]
+    });
+    d.decode(&bytes(&bp), 0, 0).unwrap();
+    let b = d.finish().batch;
+    let double = |name: &str| {
+        let a = b.column_by_name(name).unwrap();
+        a.as_any().downcast_ref::<Float64Array>().unwrap().value(0)
+    };
+    assert_eq!((double("systolic"), double("diastolic")), (100.0, 53.0));
+    assert_eq!(strings(&b, "patient_id"), [Some("urn:uuid:p1".into())]);
+}
+
 #[test]
 fn every_bad_setting_is_listed_at_load() {
     let toml = r#"

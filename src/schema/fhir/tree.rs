@@ -6,44 +6,66 @@
 //! skip: no recursion, no allocation), strings are borrowed from the
 //! payload unless they hold escapes, and of an array only the elements a
 //! path can pick are kept (the first non-null one passing each filter used
-//! at that step, see `path`). What is built is therefore bounded by the
-//! paths, not by the resource; serde_json's recursion limit (128) bounds
-//! the nesting of what is kept.
+//! at that step, see `path`). A filter's key is in the trie too: along
+//! `[a.b.c='v']` an array at `a` keeps its first element whose `b.c`
+//! reaches `v`, at `b` its first whose `c` does, at `c` its first `v`, so
+//! an element passes the pruned filter exactly when it passes the whole
+//! one (the match may be any element, not only the first). What is built
+//! is therefore bounded by the paths, not by the resource; serde_json's
+//! recursion limit (128) bounds the nesting of what is kept.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::path::{Filter, Step};
+
 /// The keys of every path, as a trie; each node also lists the filters
-/// its paths apply there (`None`: no filter).
+/// an array there is pruned by: those its paths apply there (`None`: no
+/// filter) and, on a filter's key, the rest of that key with its value.
 #[derive(Debug, Default, Clone)]
 pub struct Keys {
     children: Vec<(String, Keys)>,
-    filters: Vec<Option<(String, String)>>,
+    filters: Vec<Option<Filter>>,
 }
 
 impl Keys {
-    /// Adds one alternative of a path.
-    pub fn insert(&mut self, steps: &[super::path::Step]) {
+    /// Adds one alternative of a path, with the keys its filters read.
+    pub fn insert(&mut self, steps: &[Step]) {
         let mut node = self;
         for step in steps {
-            let at = match node.children.iter().position(|(k, _)| *k == step.name) {
-                Some(i) => i,
-                None => {
-                    node.children.push((step.name.clone(), Keys::default()));
-                    node.children.len() - 1
+            node = node.child_mut(&step.name);
+            node.prune_by(step.filter.clone());
+            if let Some(f) = &step.filter {
+                // Below the filtered node, each key of the filter keeps
+                // the elements from which the rest of the key can match.
+                let mut at = &mut *node;
+                for (i, name) in f.key.iter().enumerate() {
+                    at = at.child_mut(name);
+                    at.prune_by(Some(Filter {
+                        key: f.key[i + 1..].to_vec(),
+                        value: f.value.clone(),
+                    }));
                 }
-            };
-            node = &mut node.children[at].1;
-            if !node.filters.contains(&step.filter) {
-                node.filters.push(step.filter.clone());
             }
-            if let Some((key, _)) = &step.filter
-                && !node.children.iter().any(|(k, _)| k == key)
-            {
-                node.children.push((key.clone(), Keys::default()));
+        }
+    }
+
+    fn child_mut(&mut self, name: &str) -> &mut Keys {
+        let at = match self.children.iter().position(|(k, _)| k == name) {
+            Some(i) => i,
+            None => {
+                self.children.push((name.to_string(), Keys::default()));
+                self.children.len() - 1
             }
+        };
+        &mut self.children[at].1
+    }
+
+    fn prune_by(&mut self, filter: Option<Filter>) {
+        if !self.filters.contains(&filter) {
+            self.filters.push(filter);
         }
     }
 
@@ -85,14 +107,22 @@ impl<'v> Tree<'v> {
         }
     }
 
-    /// Whether this is an object whose `key` is the string `want`.
-    pub fn passes(&self, filter: Option<&(String, String)>) -> bool {
-        match filter {
-            None => true,
-            Some((key, want)) => {
-                matches!(self, Tree::Object(_))
-                    && self.get(key).and_then(Tree::as_str) == Some(want.as_str())
-            }
+    /// Whether any value reached from this along the filter's key is the
+    /// filter's string (no filter: true). See `path` for the rule.
+    pub fn passes(&self, filter: Option<&Filter>) -> bool {
+        filter.is_none_or(|f| self.reaches(&f.key, &f.value))
+    }
+
+    /// Whether following `key` from here reaches the string `want`; a step
+    /// on an array tries every element (nulls and scalars never match).
+    fn reaches(&self, key: &[String], want: &str) -> bool {
+        let Some((first, rest)) = key.split_first() else {
+            return self.as_str() == Some(want);
+        };
+        match self.get(first) {
+            Some(Tree::Array(items)) => items.iter().any(|e| e.reaches(rest, want)),
+            Some(v) => v.reaches(rest, want),
+            None => false,
         }
     }
 }
