@@ -37,6 +37,7 @@ fn check_accepts_the_shipped_topologies_offline() {
         "topologies/demo.toml",
         "topologies/ehr-labs.toml",
         "topologies/ehr-sources.toml",
+        "topologies/synthea-fhir.toml",
     ] {
         let out = resynth().args(["check", "--offline", t]).output().unwrap();
         assert!(
@@ -144,6 +145,30 @@ fn check_lists_every_value_problem_with_its_path() {
         assert!(err.contains(p), "{p} not reported:\n{err}");
     }
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A role the gate would reject on every window is a startup problem:
+/// `check` resolves the roles against the SQL's planned columns.
+#[test]
+fn check_resolves_the_gate_roles_against_the_training_table() {
+    let err = check_fails(&[
+        (
+            "target = { column = \"diagnosis_code\", positive = \"E11.9\" }",
+            "target = { column = \"hba1c\", positive = \"high\" }",
+        ),
+        (
+            "{ column = \"race\" },",
+            "{ column = \"race\", bands = [1] },",
+        ),
+        ("sensitive = [\"diagnosis_code\"", "sensitive = [\"site\""),
+    ]);
+    for want in [
+        "roles.target: `hba1c` is numeric; give `threshold`, not `positive`",
+        "roles.subgroups[race]: `bands` only apply to numeric columns",
+        "roles.sensitive: \"site\" is not a column of the training table",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
 }
 
 #[test]

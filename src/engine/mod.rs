@@ -280,6 +280,22 @@ pub fn check_offline(
             if let Some(mapping) = &topology.output.fhir {
                 problems.extend(mapping.check_columns(&training));
             }
+            // The gate's roles, resolved as the gate resolves them (the
+            // identifier columns are not gated), so a wrong role stops the
+            // start instead of failing every window.
+            let gated: Vec<String> = training
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|c| !topology.model.id_columns.contains(c))
+                .collect();
+            problems.extend(topology.roles.validate(&gated));
+            problems.extend(crate::gate::role_kind_problems(&topology.roles, |c| {
+                training
+                    .field_with_name(c)
+                    .ok()
+                    .map(|f| f.data_type().is_numeric())
+            }));
             // Drift columns must exist in the training table, with the right kind.
             use datafusion::arrow::datatypes::DataType;
             let numeric = |t: &DataType| t.is_numeric();

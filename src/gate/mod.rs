@@ -80,6 +80,7 @@ pub use report::{GateReport, OperatorResult, operator};
 pub use roles::{Conditional, Roles, Subgroup, Target};
 pub use units::Units;
 pub use utility::auroc;
+pub use utility::role_kind_problems;
 
 use crate::stats::StatsError;
 use crate::table::Table;

@@ -98,12 +98,18 @@ const GRADIENT_TOLERANCE: f64 = 1e-4;
 /// resolved against the column kinds (names are checked by
 /// `Roles::validate`).
 pub(crate) fn role_problems(columns: &[ColumnTriple<'_>], roles: &Roles) -> Vec<String> {
-    let kind = |name: &str| {
+    role_kind_problems(roles, |name| {
         columns
             .iter()
             .find(|t| t.name() == name)
             .map(|t| matches!(t.train.values, ColumnValues::Numeric(_)))
-    };
+    })
+}
+
+/// [`role_problems`] from the column kinds alone (`kind`: whether a column
+/// is numeric, None when it is absent), so `check` finds them in the SQL's
+/// plan before any window does.
+pub fn role_kind_problems(roles: &Roles, kind: impl Fn(&str) -> Option<bool>) -> Vec<String> {
     let mut p = Vec::new();
     if let Some(t) = &roles.target {
         match (kind(&t.column), &t.positive, t.threshold) {
