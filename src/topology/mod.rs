@@ -1388,7 +1388,8 @@ event_time_field = \"updated_at\"
                 .any(|p| p.starts_with("sources: need at least one stream")),
             "{:?}",
             t.validate()
-        );        let late_table = several().replace(
+        );
+        let late_table = several().replace(
             "key_field = \"patient_id\"",
             "key_field = \"patient_id\"\nlate_topic = \"patients.late\"",
         );
