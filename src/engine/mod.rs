@@ -620,6 +620,11 @@ pub fn run(
     let mut paused: Vec<SourcePartition> = Vec::new();
     // A window too small to fit on, waiting to be merged into the next one.
     let mut carry: Option<crate::window::ClosedWindow> = None;
+    // Windows closed beyond `max_windows`, kept until the run ends: the
+    // windower has dropped their panes, so only these hold their offsets
+    // back from every later commit (a dead-letter commit on the way out
+    // once committed past such a window and lost it).
+    let mut deferred: Vec<crate::window::ClosedWindow> = Vec::new();
     let w = &topology.window;
     let progress_clock = health::Progress::start(
         &name,
@@ -807,7 +812,8 @@ pub fn run(
             &topics,
             &mut summary,
         )?;
-        let mut closed = windower.advance();
+        let mut closed = std::mem::take(&mut deferred);
+        closed.extend(windower.advance());
         if end_of_stream {
             closed.extend(windower.flush());
         }
@@ -1013,8 +1019,15 @@ pub fn run(
             for later in remaining.iter().chain(carry.iter()) {
                 hold(&mut held, later);
             }
-            let closed_through = match remaining.first().or(carry.as_ref()) {
-                Some(w) => Some(w.start_ms),
+            // Finality stops before the oldest window not yet processed: a
+            // merged-forward one is older than any deferred one.
+            let closed_through = match remaining
+                .iter()
+                .chain(carry.iter())
+                .map(|w| w.start_ms)
+                .min()
+            {
+                Some(start) => Some(start),
                 None => windower.closed_through_ms(),
             };
             let mut offsets = commit_offsets(
@@ -1041,6 +1054,7 @@ pub fn run(
                 dead_letters: records.len(),
             });
         }
+        deferred = remaining;
         let decisions = recorder.poll_inbox(&mut audit_log, stop)?;
         settle_decisions(
             decisions,
