@@ -46,35 +46,14 @@ fn types_arg() -> String {
 fn population() -> &'static Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &DIR.get_or_init(|| {
-        let script = common::repo().join("deploy/synthea/synthea.sh");
-        // The same fetch as .ci/run's (cached in target/synthea/libs).
-        let fetch = Command::new("bash")
-            .arg(&script)
-            .arg("fetch")
-            .status()
-            .expect("run deploy/synthea/synthea.sh fetch");
-        assert!(fetch.success(), "synthea.sh fetch failed");
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("pop");
-        let started = Instant::now();
-        let gen_ = Command::new("bash")
-            .arg(&script)
-            .args(["generate", "-p", "2", "-s", "1", "-o"])
-            .arg(&out)
-            .args(["--", "-a", "20-30"])
-            .env("SYNTHEA_THREADS", "1")
-            .output()
-            .expect("run deploy/synthea/synthea.sh generate");
-        assert!(
-            gen_.status.success(),
-            "synthea.sh generate: {}",
-            String::from_utf8_lossy(&gen_.stderr)
+        let fhir = common::synthea_population(
+            &dir.path().join("pop"),
+            "2",
+            "1",
+            &["--", "-a", "20-30"],
+            &[("SYNTHEA_THREADS", "1")],
         );
-        eprintln!(
-            "synthea: generated in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        let fhir = out.join("fhir");
         (dir, fhir)
     })
     .1

@@ -16,9 +16,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -36,39 +36,6 @@ const WINDOWS: i64 = 3;
 
 fn time_ms(v: &str) -> i64 {
     (parse_timestamp(v).unwrap_or_else(|| panic!("{v}: not a timestamp")) * 1000.0).round() as i64
-}
-
-/// Generates the population into `dir` and returns its fhir/ folder.
-fn generate(dir: &Path) -> PathBuf {
-    let script = common::repo().join("deploy/synthea/synthea.sh");
-    let fetch = Command::new("bash")
-        .arg(&script)
-        .arg("fetch")
-        .status()
-        .expect("run deploy/synthea/synthea.sh fetch");
-    assert!(fetch.success(), "synthea.sh fetch failed");
-    let out = dir.join("pop");
-    let started = Instant::now();
-    let run = Command::new("bash")
-        .arg(&script)
-        .args(["generate", "-p", PATIENTS, "-s", SEED, "-o"])
-        .arg(&out)
-        .args([
-            "--",
-            "--exporter.fhir.included_resources=Patient,Encounter,Condition,Observation",
-        ])
-        .output()
-        .expect("run deploy/synthea/synthea.sh generate");
-    assert!(
-        run.status.success(),
-        "synthea.sh generate: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    eprintln!(
-        "synthea: {PATIENTS} patients generated in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    out.join("fhir")
 }
 
 fn lines(fhir: &Path, ty: &str) -> Vec<Value> {
@@ -157,7 +124,16 @@ fn topology(brokers: &str, id: &str, dir: &Path) -> Topology {
 fn a_synthea_population_runs_the_whole_loop_through_the_shipped_fhir_topology() {
     let brokers = common::kafka();
     let dir = tempfile::tempdir().unwrap();
-    let fhir = generate(dir.path());
+    let fhir = common::synthea_population(
+        &dir.path().join("pop"),
+        PATIENTS,
+        SEED,
+        &[
+            "--",
+            "--exporter.fhir.included_resources=Patient,Encounter,Condition,Observation",
+        ],
+        &[],
+    );
     let id = common::unique("synthea");
     let t = topology(brokers, &id, &dir.path().join("audit"));
     let size_ms = t.window.size_secs as i64 * 1000;

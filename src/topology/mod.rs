@@ -1354,9 +1354,7 @@ event_time_field = \"updated_at\"
             .replace(
                 "event_time_field = \"updated_at\"",
                 "event_time_field = \"\"",
-            )
-            .replace("name = \"t\"\n", "name = \"t\"\n")
-            + "";
+            );
         let mut t = Topology::parse(&text).expect("parses");
         t.kafka.source_topic = "in".into();
         let problems = t.validate();

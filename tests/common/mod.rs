@@ -282,3 +282,42 @@ pub fn json_summary(stdout: &str) -> serde_json::Value {
     )
     .expect("the summary line is JSON")
 }
+
+/// A seeded Synthea population written into `out` by deploy/synthea/synthea.sh
+/// (its jars fetched first, the fetch .ci/run also runs); returns the
+/// `fhir/` folder. `extra` follows `-o OUT` (e.g. `["--", "-a", "20-30"]`),
+/// `env` is set for the script (e.g. `SYNTHEA_THREADS`).
+pub fn synthea_population(
+    out: &Path,
+    patients: &str,
+    seed: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
+    let script = repo().join("deploy/synthea/synthea.sh");
+    let fetch = Command::new("bash")
+        .arg(&script)
+        .arg("fetch")
+        .status()
+        .expect("run deploy/synthea/synthea.sh fetch");
+    assert!(fetch.success(), "synthea.sh fetch failed");
+    let started = std::time::Instant::now();
+    let run = Command::new("bash")
+        .arg(&script)
+        .args(["generate", "-p", patients, "-s", seed, "-o"])
+        .arg(out)
+        .args(extra)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run deploy/synthea/synthea.sh generate");
+    assert!(
+        run.status.success(),
+        "synthea.sh generate: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!(
+        "synthea: {patients} patients generated in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    out.join("fhir")
+}
