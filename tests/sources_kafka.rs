@@ -152,6 +152,20 @@ fn payloads(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
     p
 }
 
+/// Both runs' topics: the first source on 3 partitions, the second on 2
+/// (so partition numbers overlap and differ), every output on 1.
+fn create_topics(rt: &tokio::runtime::Runtime, brokers: &str, runs: [&Topology; 2]) {
+    let (first, second) = (&runs[0].sources[0].topic, &runs[0].sources[1].topic);
+    rt.block_on(common::create_topics(brokers, &[first.as_str()], 3));
+    rt.block_on(common::create_topics(brokers, &[second.as_str()], 2));
+    let out: Vec<String> = runs.iter().flat_map(|t| outputs(t)).collect();
+    rt.block_on(common::create_topics(
+        brokers,
+        &out.iter().map(String::as_str).collect::<Vec<_>>(),
+        1,
+    ));
+}
+
 #[test]
 fn two_streams_are_windowed_together_joined_and_restart_to_the_same_output() {
     let brokers = common::kafka();
@@ -163,15 +177,7 @@ fn two_streams_are_windowed_together_joined_and_restart_to_the_same_output() {
         topology(brokers, &id, "b", dir.path()),
     );
     let (labs, dx) = (a.sources[0].topic.clone(), a.sources[1].topic.clone());
-    let mut out_topics = outputs(&a);
-    out_topics.extend(outputs(&b));
-    rt.block_on(common::create_topics(brokers, &[labs.as_str()], 3));
-    rt.block_on(common::create_topics(brokers, &[dx.as_str()], 2));
-    rt.block_on(common::create_topics(
-        brokers,
-        &out_topics.iter().map(String::as_str).collect::<Vec<_>>(),
-        1,
-    ));
+    create_topics(&rt, brokers, [&a, &b]);
     let sim = Simulator::new(SimulatorConfig {
         patients: 2500,
         window_ms: (a.window.size_secs * 1000) as i64,
@@ -380,15 +386,7 @@ fn a_table_source_is_joined_as_of_each_window_end_and_rebuilt_on_every_start() {
         table_topology(brokers, &id, "b", dir.path()),
     );
     let (labs, patients) = (a.sources[0].topic.clone(), a.sources[1].topic.clone());
-    let mut out_topics = outputs(&a);
-    out_topics.extend(outputs(&b));
-    rt.block_on(common::create_topics(brokers, &[labs.as_str()], 3));
-    rt.block_on(common::create_topics(brokers, &[patients.as_str()], 2));
-    rt.block_on(common::create_topics(
-        brokers,
-        &out_topics.iter().map(String::as_str).collect::<Vec<_>>(),
-        1,
-    ));
+    create_topics(&rt, brokers, [&a, &b]);
     let sim = Simulator::new(SimulatorConfig {
         patients: 2500,
         window_ms: (a.window.size_secs * 1000) as i64,
