@@ -166,6 +166,36 @@ fn create_topics(rt: &tokio::runtime::Runtime, brokers: &str, runs: [&Topology; 
     ));
 }
 
+/// Runs `t` until the feed is idle (at most `max_windows`), recording each
+/// closed window's training rows by its start; a window closed twice fails.
+fn run_counting_rows(
+    t: &Topology,
+    brokers: &str,
+    rt: &tokio::runtime::Runtime,
+    max_windows: Option<u64>,
+    rows: &mut BTreeMap<i64, usize>,
+) -> RunSummary {
+    let options = RunOptions {
+        max_windows,
+        idle_exit: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    engine::run(t, brokers, &options, rt.handle(), &mut |p| {
+        if let Progress::WindowClosed {
+            start_ms,
+            training_rows,
+            ..
+        } = p
+        {
+            assert!(
+                rows.insert(start_ms, training_rows).is_none(),
+                "window twice"
+            );
+        }
+    })
+    .unwrap()
+}
+
 #[test]
 fn two_streams_are_windowed_together_joined_and_restart_to_the_same_output() {
     let brokers = common::kafka();
@@ -203,25 +233,7 @@ fn two_streams_are_windowed_together_joined_and_restart_to_the_same_output() {
     let expected_rows = load_diagnoses(brokers, &dx, &sim, &bad_dx);
 
     let run = |t: &Topology, max_windows: Option<u64>, rows: &mut BTreeMap<i64, usize>| {
-        let options = RunOptions {
-            max_windows,
-            idle_exit: Some(Duration::from_secs(3)),
-            ..Default::default()
-        };
-        engine::run(t, brokers, &options, rt.handle(), &mut |p| {
-            if let Progress::WindowClosed {
-                start_ms,
-                training_rows,
-                ..
-            } = p
-            {
-                assert!(
-                    rows.insert(start_ms, training_rows).is_none(),
-                    "window twice"
-                );
-            }
-        })
-        .unwrap()
+        run_counting_rows(t, brokers, &rt, max_windows, rows)
     };
     let mut rows_a = BTreeMap::new();
     let whole = run(&a, None, &mut rows_a);
@@ -486,25 +498,7 @@ fn a_table_source_is_joined_as_of_each_window_end_and_rebuilt_on_every_start() {
     .unwrap();
 
     let run = |t: &Topology, max_windows: Option<u64>, rows: &mut BTreeMap<i64, usize>| {
-        let options = RunOptions {
-            max_windows,
-            idle_exit: Some(Duration::from_secs(3)),
-            ..Default::default()
-        };
-        engine::run(t, brokers, &options, rt.handle(), &mut |p| {
-            if let Progress::WindowClosed {
-                start_ms,
-                training_rows,
-                ..
-            } = p
-            {
-                assert!(
-                    rows.insert(start_ms, training_rows).is_none(),
-                    "window twice"
-                );
-            }
-        })
-        .unwrap()
+        run_counting_rows(t, brokers, &rt, max_windows, rows)
     };
     let mut rows_a = BTreeMap::new();
     let whole = run(&a, None, &mut rows_a);
