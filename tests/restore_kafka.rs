@@ -46,17 +46,6 @@ fn by_key(brokers: &str, topic: &str) -> BTreeMap<Vec<u8>, (Vec<u8>, Option<Stri
     map
 }
 
-/// Payloads of `topic`, sorted (dead letters and late events have no key of
-/// their own that must be unique).
-fn payloads(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
-    let mut p: Vec<Vec<u8>> = common::read_all(brokers, topic)
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
-    p.sort();
-    p
-}
-
 /// Version → model content hash of every model record in the registry.
 fn registry(audit_dir: &Path, name: &str) -> BTreeMap<u64, String> {
     let dir = audit_dir.join("models").join(name);
@@ -232,10 +221,14 @@ fn restarting_after_every_window_publishes_what_an_uninterrupted_run_does() {
         assert!(payload == p, "record {k:?} differs between the runs");
     }
     // Dead letters and late events, each exactly once, with their bytes.
-    let dlq_a = payloads(brokers, &a.kafka.dead_letter_topic);
+    let dlq_a = common::sorted_payloads(brokers, &a.kafka.dead_letter_topic);
     assert_eq!(dlq_a.len(), loaded.corrupt_payloads.len());
-    assert_eq!(dlq_a, payloads(brokers, &b.kafka.dead_letter_topic));
-    let late = |t: &Topology| payloads(brokers, t.kafka.late_topic.as_ref().unwrap());
+    assert_eq!(
+        dlq_a,
+        common::sorted_payloads(brokers, &b.kafka.dead_letter_topic)
+    );
+    let late =
+        |t: &Topology| common::sorted_payloads(brokers, t.kafka.late_topic.as_ref().unwrap());
     assert_eq!(late(&a).len(), loaded.late);
     assert_eq!(late(&a), late(&b));
     // The same registry versions with the same model contents.
@@ -276,8 +269,8 @@ fn outputs(brokers: &str, t: &Topology) -> Outputs {
     Outputs {
         duplicates: n - records.len(),
         records,
-        dead_letters: payloads(brokers, &t.kafka.dead_letter_topic),
-        late: payloads(brokers, t.kafka.late_topic.as_ref().unwrap()),
+        dead_letters: common::sorted_payloads(brokers, &t.kafka.dead_letter_topic),
+        late: common::sorted_payloads(brokers, t.kafka.late_topic.as_ref().unwrap()),
         registry: registry(&t.audit.dir, &t.name),
         batches_audited: audited(&t.audit.dir, "batch_published"),
     }

@@ -143,15 +143,6 @@ fn load_diagnoses(
     expected
 }
 
-fn payloads(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
-    let mut p: Vec<Vec<u8>> = common::read_all(brokers, topic)
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
-    p.sort();
-    p
-}
-
 /// Both runs' topics: the first source on 3 partitions, the second on 2
 /// (so partition numbers overlap and differ), every output on 1.
 fn create_topics(rt: &tokio::runtime::Runtime, brokers: &str, runs: [&Topology; 2]) {
@@ -300,12 +291,12 @@ fn two_streams_are_windowed_together_joined_and_restart_to_the_same_output() {
     assert_eq!(out_a.len(), published.len(), "no key twice");
     assert!(out_a == out_b, "the restarted run published other records");
     assert_eq!(
-        payloads(brokers, &b.kafka.dead_letter_topic),
-        payloads(brokers, &a.kafka.dead_letter_topic)
+        common::sorted_payloads(brokers, &b.kafka.dead_letter_topic),
+        common::sorted_payloads(brokers, &a.kafka.dead_letter_topic)
     );
     assert_eq!(
-        payloads(brokers, b.sources[1].dead_letter_topic.as_ref().unwrap()),
-        payloads(brokers, &dx_dlq_topic),
+        common::sorted_payloads(brokers, b.sources[1].dead_letter_topic.as_ref().unwrap()),
+        common::sorted_payloads(brokers, &dx_dlq_topic),
         "bad diagnoses routed once"
     );
     let patients: BTreeSet<_> = out_a.keys().collect();
@@ -512,7 +503,9 @@ fn a_table_source_is_joined_as_of_each_window_end_and_rebuilt_on_every_start() {
         expected_rows.values().collect::<BTreeSet<_>>().len() == WINDOWS,
         "the histories make every window's count differ: {expected_rows:?}"
     );
-    let dlq = |t: &Topology| payloads(brokers, t.sources[1].dead_letter_topic.as_ref().unwrap());
+    let dlq = |t: &Topology| {
+        common::sorted_payloads(brokers, t.sources[1].dead_letter_topic.as_ref().unwrap())
+    };
     let mut want = bad_patients.clone();
     want.sort();
     assert_eq!(dlq(&a), want, "the bad table records, once");

@@ -176,6 +176,17 @@ pub fn read_all(brokers: &str, topic: &str) -> Vec<Read> {
     out
 }
 
+/// Every payload of `topic`, sorted: compares topics whose records (dead
+/// letters, late events) have no key of their own that must be unique.
+pub fn sorted_payloads(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
+    let mut p: Vec<Vec<u8>> = read_all(brokers, topic)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    p.sort();
+    p
+}
+
 /// Committed offsets of `group` on `topic` (partition → offset; -1001 = none).
 pub fn committed(brokers: &str, group: &str, topic: &str) -> Vec<(i32, i64)> {
     let consumer: BaseConsumer = ClientConfig::new()
