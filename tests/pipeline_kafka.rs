@@ -1742,8 +1742,12 @@ fn prometheus_fires_the_drift_alert_on_injected_drift_only() {
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or(default)
     };
-    let metrics_addr = format!("127.0.0.1:{}", port("RESYNTH_TEST_METRICS_PORT", 39091));
-    let prom_addr = format!("127.0.0.1:{}", port("RESYNTH_TEST_PROMETHEUS_PORT", 39090));
+    // Below Linux's ephemeral range (32768-60999): a port in it can be
+    // taken by any outbound connection of the parallel Kafka tests, and then
+    // Prometheus cannot bind (one CI run waited 30 s on a Prometheus that had
+    // exited).
+    let metrics_addr = format!("127.0.0.1:{}", port("RESYNTH_TEST_METRICS_PORT", 29091));
+    let prom_addr = format!("127.0.0.1:{}", port("RESYNTH_TEST_PROMETHEUS_PORT", 29090));
     resynth::telemetry::install_prometheus(&metrics_addr).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -1764,8 +1768,9 @@ fn prometheus_fires_the_drift_alert_on_injected_drift_only() {
         config = config.replace(from, to);
     }
     std::fs::write(dir.path().join("prometheus.yml"), &config).unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _server = prom::Server(
+    let log_path = dir.path().join("prometheus.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = prom::Server(
         std::process::Command::new(&prometheus)
             .arg(format!(
                 "--config.file={}",
@@ -1783,7 +1788,7 @@ fn prometheus_fires_the_drift_alert_on_injected_drift_only() {
             .expect("start prometheus"),
     );
     let api = prom::Api::new(&prom_addr);
-    api.wait_ready(Duration::from_secs(30));
+    api.wait_ready(&mut server, &log_path, Duration::from_secs(30));
 
     // Two topologies, four hourly windows each; drift from window 2 makes
     // windows 2 and 3 drift, so the drifting run ends in DRIFT (2 of 3) on
@@ -2033,14 +2038,19 @@ mod prom {
             v["data"].clone()
         }
 
-        /// Polls `/-/ready` until it answers 200 (bounded).
-        pub fn wait_ready(&self, within: Duration) {
+        /// Polls `/-/ready` until it answers 200 (bounded). A Prometheus
+        /// that exited (a port taken, a bad config) fails at once with its
+        /// log, not after the whole wait.
+        pub fn wait_ready(&self, server: &mut Server, log: &std::path::Path, within: Duration) {
             let until = Instant::now() + within;
             while self.get("/-/ready", &[]).map(|(s, _)| s) != Some(200) {
-                assert!(
-                    Instant::now() < until,
-                    "prometheus not ready after {within:?}"
-                );
+                let exited = server.0.try_wait().ok().flatten();
+                if exited.is_some() || Instant::now() >= until {
+                    let log = std::fs::read_to_string(log).unwrap_or_default();
+                    panic!(
+                        "prometheus not ready after {within:?} (exit status {exited:?}); its log:\n{log}"
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
