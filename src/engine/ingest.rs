@@ -470,22 +470,16 @@ pub fn sort_rows(
         }
     }
     let rows = &decoded.rows;
-    let mut keep = Vec::with_capacity(decoded.pieces.len());
-    for piece in decoded.pieces.drain(..) {
-        if !windower.is_late(piece.min_event_ms) {
-            sorted.rows_windowed += piece.num_rows();
-            keep.push(piece);
-            continue;
-        }
-        for &r in &piece.rows {
-            let r = r as usize;
-            if replayed(rows.partition[r], rows.offset[r]) {
-                sorted.replayed += 1;
-            } else {
-                sorted.late.push(decoded.row_message[r] as usize);
-                sorted.late_replacements +=
-                    u64::from(crate::schema::fhir::is_replacement(&rows.batch, r));
-            }
+    let (keep, late) = windower.divert_late(rows, std::mem::take(&mut decoded.pieces));
+    sorted.rows_windowed = keep.iter().map(|p| p.num_rows()).sum();
+    for r in late {
+        let r = r as usize;
+        if replayed(rows.partition[r], rows.offset[r]) {
+            sorted.replayed += 1;
+        } else {
+            sorted.late.push(decoded.row_message[r] as usize);
+            sorted.late_replacements +=
+                u64::from(crate::schema::fhir::is_replacement(&rows.batch, r));
         }
     }
     if !keep.is_empty() {

@@ -590,6 +590,7 @@ pub fn run(
     if let Some(ct) = resume.closed_through_ms {
         windower.restore(ct);
     }
+    windower.restore_reach(&resume.max_event_before_ms);
     let lanes = Lanes {
         topology,
         sources: sources.all.iter().map(|(s, _)| s.clone()).collect(),
@@ -930,8 +931,11 @@ pub fn run(
                 &held,
                 &ingest.held_offsets(),
                 &lanes.read_through,
-                closed_through,
-                &engine_state,
+                &state::Carried {
+                    closed_through_ms: closed_through,
+                    engine: &engine_state,
+                    max_event_before: &|p, at| windower.max_event_before(p, at),
+                },
             );
             offsets.extend(tables.commit_offsets());
             recorder.anchor(&mut records, &audit_log);
@@ -962,6 +966,7 @@ pub fn run(
                 return Err(e);
             }
             tables.committed(&offsets);
+            windower.committed(&state::stream_positions(&topics, &offsets));
             crate::kill_point::reached("after_commit");
             progress(Progress::Committed {
                 records: records.len() - dead,
@@ -1036,8 +1041,11 @@ pub fn run(
                 &held,
                 &ingest.held_offsets(),
                 &lanes.read_through,
-                closed_through,
-                &engine_state,
+                &state::Carried {
+                    closed_through_ms: closed_through,
+                    engine: &engine_state,
+                    max_event_before: &|p, at| windower.max_event_before(p, at),
+                },
             );
             offsets.extend(tables.commit_offsets());
             commit(
@@ -1049,6 +1057,7 @@ pub fn run(
                 &name,
             )?;
             tables.committed(&offsets);
+            windower.committed(&state::stream_positions(&topics, &offsets));
             progress(Progress::Committed {
                 records: 0,
                 dead_letters: records.len(),

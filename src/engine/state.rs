@@ -43,6 +43,12 @@ pub(super) struct ResumeState {
     /// had read up to.
     #[serde(default)]
     pub read_through: BTreeMap<i32, i64>,
+    /// Per partition of this commit's topic, the largest event time of its
+    /// windowed events before the committed offset: a restart judges the
+    /// replayed events late or not against it, as the first run did
+    /// (`Windower::max_event_before`). Absent before the first event.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_event_before_ms: BTreeMap<i32, i64>,
     /// What the windows so far decided (absent in commits of engines before
     /// it was kept here, and before the first window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +62,9 @@ pub(super) struct Resumed {
     pub closed_through_ms: Option<i64>,
     /// Per stream partition, the position the previous run had read up to.
     pub read_through: BTreeMap<SourcePartition, i64>,
+    /// Per stream partition, its largest windowed event time before the
+    /// committed offset.
+    pub max_event_before_ms: BTreeMap<SourcePartition, i64>,
     /// The engine state of the most windows.
     pub engine: Option<EngineState>,
 }
@@ -128,6 +137,11 @@ fn merge(states: Vec<(u16, ResumeState)>) -> Resumed {
             s.read_through
                 .into_iter()
                 .map(|(p, r)| (SourcePartition::new(source, p), r)),
+        );
+        out.max_event_before_ms.extend(
+            s.max_event_before_ms
+                .into_iter()
+                .map(|(p, m)| (SourcePartition::new(source, p), m)),
         );
         if let Some(e) = s.engine
             && out.engine.as_ref().is_none_or(|o| e.windows > o.windows)
@@ -231,6 +245,16 @@ pub(super) struct Processed<'a> {
     pub fitted: Option<u64>,
 }
 
+/// What a commit carries besides the positions.
+pub(super) struct Carried<'a> {
+    /// Windows ending at or before this were finalised.
+    pub closed_through_ms: Option<i64>,
+    pub engine: &'a EngineState,
+    /// A partition's largest windowed event time before an offset
+    /// (`Windower::max_event_before`).
+    pub max_event_before: &'a dyn Fn(SourcePartition, i64) -> Option<i64>,
+}
+
 /// Position to commit per partition: past everything read, but never past an
 /// event still held by an open window; with the resume state as metadata.
 ///
@@ -252,23 +276,44 @@ pub(super) fn commit_offsets(
     held: &BTreeMap<SourcePartition, i64>,
     in_flight: &BTreeMap<SourcePartition, i64>,
     read_before: &BTreeMap<SourcePartition, i64>,
-    closed_through_ms: Option<i64>,
-    engine: &EngineState,
+    carried: &Carried<'_>,
 ) -> BTreeMap<(String, i32), (i64, String)> {
     next.iter()
         .map(|(&p, &n)| {
             let routed = in_flight.get(&p).map_or(n, |&f| f.min(n));
             let read = read_before.get(&p).map_or(routed, |&r| r.max(routed));
+            let at = held.get(&p).map_or(n, |&h| h.min(n));
             let state = ResumeState {
-                closed_through_ms,
+                closed_through_ms: carried.closed_through_ms,
                 read_through: BTreeMap::from([(p.partition, read)]),
-                engine: Some(engine.clone()),
+                max_event_before_ms: (carried.max_event_before)(p, at)
+                    .map(|m| BTreeMap::from([(p.partition, m)]))
+                    .unwrap_or_default(),
+                engine: Some(carried.engine.clone()),
             };
             let metadata = serde_json::to_string(&state).unwrap_or_default();
             (
                 (topics[usize::from(p.source)].clone(), p.partition),
-                (held.get(&p).map_or(n, |&h| h.min(n)), metadata),
+                (at, metadata),
             )
+        })
+        .collect()
+}
+
+/// The stream partitions' positions in a commit (`commit_offsets`, maybe
+/// with table offsets added), by partition.
+pub(super) fn stream_positions(
+    topics: &[String],
+    offsets: &BTreeMap<(String, i32), (i64, String)>,
+) -> BTreeMap<SourcePartition, i64> {
+    offsets
+        .iter()
+        .filter_map(|((topic, partition), &(at, _))| {
+            let source = topics.iter().position(|t| t == topic)?;
+            Some((
+                SourcePartition::new(u16::try_from(source).ok()?, *partition),
+                at,
+            ))
         })
         .collect()
 }
@@ -323,8 +368,14 @@ mod tests {
             &BTreeMap::from([(vitals(0), 5)]),
             &BTreeMap::new(),
             &BTreeMap::new(),
-            Some(3_600_000),
-            &engine(2, 1),
+            &Carried {
+                closed_through_ms: Some(3_600_000),
+                engine: &engine(2, 1),
+                // Asked at the committed offset: source, partition, offset.
+                max_event_before: &|p, at| {
+                    (p.partition == 0).then_some(i64::from(p.source) * 1000 + at)
+                },
+            },
         );
         assert_eq!(commits[&("labs".to_string(), 0)].0, 10);
         assert_eq!(commits[&("vitals".to_string(), 0)].0, 5, "held back");
@@ -335,6 +386,11 @@ mod tests {
             BTreeMap::from([(sp(0), 10), (vitals(0), 7), (vitals(1), 3)])
         );
         assert_eq!(merged.engine, Some(engine(2, 1)));
+        assert_eq!(
+            merged.max_event_before_ms,
+            BTreeMap::from([(sp(0), 10), (vitals(0), 1005)]),
+            "each partition's maximum before its committed offset; none where unknown"
+        );
     }
 
     #[test]
@@ -345,8 +401,11 @@ mod tests {
             &BTreeMap::from([(sp(1), 15)]),
             &BTreeMap::new(),
             &BTreeMap::new(),
-            Some(3_600_000),
-            &engine(7, 2),
+            &Carried {
+                closed_through_ms: Some(3_600_000),
+                engine: &engine(7, 2),
+                max_event_before: &|_, _| None,
+            },
         );
         assert_eq!(commits[&("labs".to_string(), 0)].0, 10);
         assert_eq!(commits[&("labs".to_string(), 1)].0, 15, "held back");
@@ -357,6 +416,7 @@ mod tests {
             ResumeState {
                 closed_through_ms: Some(0),
                 read_through: BTreeMap::from([(2, 5)]),
+                max_event_before_ms: BTreeMap::new(),
                 engine: Some(engine(3, 1)),
             },
         ));
@@ -388,8 +448,11 @@ mod tests {
             &BTreeMap::new(),
             &BTreeMap::new(),
             &before,
-            None,
-            &engine(1, 1),
+            &Carried {
+                closed_through_ms: None,
+                engine: &engine(1, 1),
+                max_event_before: &|_, _| None,
+            },
         );
         let states = committed_states(&commits);
         assert_eq!(
@@ -415,8 +478,11 @@ mod tests {
             &BTreeMap::from([(sp(0), 6)]),
             &BTreeMap::from([(sp(0), 6)]),
             &BTreeMap::from([(sp(0), 2)]),
-            None,
-            &engine(1, 1),
+            &Carried {
+                closed_through_ms: None,
+                engine: &engine(1, 1),
+                max_event_before: &|_, _| None,
+            },
         );
         let states = committed_states(&commits);
         assert_eq!(
@@ -460,8 +526,11 @@ mod tests {
             &BTreeMap::new(),
             &BTreeMap::new(),
             &BTreeMap::new(),
-            Some(i64::MAX),
-            &e,
+            &Carried {
+                closed_through_ms: Some(i64::MAX),
+                engine: &e,
+                max_event_before: &|_, _| None,
+            },
         );
         let (_, metadata) = commits.values().next().unwrap();
         assert!(metadata.len() < 4096, "{} bytes", metadata.len());

@@ -20,12 +20,27 @@
 //!   is finalised is too late: [`Windower::is_late`] says so before it is
 //!   pushed, and the caller routes it (late topic or counted drop), never
 //!   silently.
+//! * **Lateness is decided by the event's own partition.** An event is also
+//!   too late when its own partition, read in offset order, had already
+//!   passed every window holding it by more than the allowed lateness, even
+//!   if the window is still open because another partition lags; one whose
+//!   partition had passed only some of its windows joins the others only
+//!   ([`Windower::divert_late`]). So which events are late, and which
+//!   windows hold the rest, depends only on each partition's contents, never
+//!   on how the consumer interleaved or batched the partitions: two runs (or
+//!   a run with restarts, which resume each partition's running maximum from
+//!   the commit, [`Windower::max_event_before`]) route the same events late
+//!   and fill windows with the same events. The global rule is then implied,
+//!   except for a partition marked idle (caught up or silent) that later
+//!   delivers old events: a live-feed case where arrival, not content,
+//!   decides.
 //! * **Memory.** A pane is released as soon as the last window holding it is
 //!   finalised. Each pane remembers the source offsets it holds, so the
 //!   engine commits only offsets whose events are in no open pane.
 
 pub mod future;
 pub mod pane;
+mod reach;
 pub mod sql;
 
 #[cfg(test)]
@@ -33,8 +48,12 @@ mod properties;
 
 use std::collections::BTreeMap;
 
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
+
+use reach::PartitionReach;
 
 use crate::schema::decode::DecodedBatch;
 pub use pane::{PanePiece, split_by_pane};
@@ -151,9 +170,37 @@ fn gcd(a: i64, b: i64) -> i64 {
 #[derive(Debug, Default)]
 struct Pane {
     /// Per stream source, the pane's events.
-    batches: BTreeMap<u16, Vec<RecordBatch>>,
+    batches: BTreeMap<u16, Vec<Held>>,
     rows: usize,
     offsets: BTreeMap<SourcePartition, OffsetRange>,
+}
+
+/// One pushed piece's rows in a pane.
+#[derive(Debug)]
+struct Held {
+    batch: RecordBatch,
+    /// Per row, the window end a window must pass to hold the row, and the
+    /// largest of them ([`PanePiece::reach`]); `None`: every window holds
+    /// every row.
+    reach: Option<(Vec<i64>, i64)>,
+}
+
+impl Held {
+    /// The rows a window ending at `end` holds, and how many.
+    fn rows_for(&self, end: i64) -> Option<(RecordBatch, usize)> {
+        match &self.reach {
+            Some((reach, max)) if *max >= end => {
+                let mask: BooleanArray = reach.iter().map(|&r| Some(end > r)).collect();
+                let n = mask.true_count();
+                (n > 0).then(|| {
+                    let b =
+                        filter_record_batch(&self.batch, &mask).expect("mask matches the batch");
+                    (b, n)
+                })
+            }
+            _ => Some((self.batch.clone(), self.batch.num_rows())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -180,6 +227,10 @@ pub struct Windower {
     pane_ms: i64,
     panes: BTreeMap<i64, Pane>,
     partitions: BTreeMap<SourcePartition, PartitionClock>,
+    /// Per partition, its running maximum by offset (lateness is decided
+    /// against it). Kept for revoked partitions too, so a start can restore
+    /// it before the assignment arrives.
+    reach: BTreeMap<SourcePartition, PartitionReach>,
     /// Every window ending at or before this is finalised.
     closed_through_ms: Option<i64>,
 }
@@ -196,6 +247,7 @@ impl Windower {
             spec,
             panes: BTreeMap::new(),
             partitions: BTreeMap::new(),
+            reach: BTreeMap::new(),
             closed_through_ms: None,
         }
     }
@@ -220,6 +272,11 @@ impl Windower {
             + self.spec.slide_ms
     }
 
+    /// End of the first window that holds `t`.
+    fn first_end(&self, t: i64) -> i64 {
+        self.first_start(t).saturating_add(self.spec.size_ms)
+    }
+
     /// Every window holding an event at `t` is already finalised.
     pub fn is_late(&self, t: i64) -> bool {
         self.closed_through_ms
@@ -238,6 +295,32 @@ impl Windower {
             self.closed_through_ms
                 .map_or(closed_through_ms, |c| c.max(closed_through_ms)),
         );
+    }
+
+    /// Restores each partition's largest windowed event time before the
+    /// offset a restart resumes from (committed with that offset, see
+    /// [`Windower::max_event_before`]), so replayed rows are judged late or
+    /// not exactly as the first run judged them.
+    pub fn restore_reach(&mut self, floors: &BTreeMap<SourcePartition, i64>) {
+        for (&p, &floor) in floors {
+            self.reach.insert(p, PartitionReach::restored(floor));
+        }
+    }
+
+    /// Largest event time of the partition's windowed rows before `offset`:
+    /// what a commit resuming at `offset` must carry.
+    pub fn max_event_before(&self, partition: SourcePartition, offset: i64) -> Option<i64> {
+        self.reach.get(&partition).and_then(|r| r.before(offset))
+    }
+
+    /// Commits resume at these offsets: what came before them is folded
+    /// into one floor per partition, so the running maxima stay small.
+    pub fn committed(&mut self, offsets: &BTreeMap<SourcePartition, i64>) {
+        for (p, &o) in offsets {
+            if let Some(r) = self.reach.get_mut(p) {
+                r.committed(o);
+            }
+        }
     }
 
     /// Sets the partitions this instance reads; a newly assigned partition
@@ -314,13 +397,100 @@ impl Windower {
         self.panes
             .values()
             .flat_map(|p| p.batches.values().flatten())
-            .map(RecordBatch::get_array_memory_size)
+            .map(|h| h.batch.get_array_memory_size())
             .sum()
     }
 
     /// Panes held in memory.
     pub fn open_panes(&self) -> usize {
         self.panes.len()
+    }
+
+    /// Splits one decoded batch's pieces (`split_by_pane` of `decoded` with
+    /// this windower's pane length) into the pieces to push and the rows
+    /// (indices into `decoded`) that are too late: every window holding the
+    /// row is finalised ([`Windower::is_late`]), or the row's own partition,
+    /// up to the row in offset order, had passed the row's last window end
+    /// by `delay + allowed_lateness`. A row whose partition had passed only
+    /// some of its windows joins the others only ([`PanePiece::reach`]).
+    /// Both rules make a window's rows a function of each partition's
+    /// contents (see the module doc). One pass over the rows' times and
+    /// offsets; pieces are cut only when some row is late.
+    pub fn divert_late(
+        &mut self,
+        decoded: &DecodedBatch,
+        pieces: Vec<PanePiece>,
+    ) -> (Vec<PanePiece>, Vec<u32>) {
+        let Some(source) = pieces.first().map(|p| p.source) else {
+            return (pieces, Vec::new());
+        };
+        let behind = self
+            .spec
+            .delay_ms
+            .saturating_add(self.spec.allowed_lateness_ms);
+        let n = decoded.event_time_ms.len();
+        let mut late_row = vec![false; n];
+        let mut reach_of = vec![i64::MIN; n];
+        let (mut any_late, mut any_partial) = (false, false);
+        let mut current: Option<(i32, PartitionReach)> = None;
+        for r in 0..n {
+            let (t, p, o) = (
+                decoded.event_time_ms[r],
+                decoded.partition[r],
+                decoded.offset[r],
+            );
+            // Rows come in runs of one partition: keep its reach at hand.
+            if current.as_ref().is_none_or(|(q, _)| *q != p) {
+                if let Some((q, done)) = current.take() {
+                    self.reach.insert(SourcePartition::new(source, q), done);
+                }
+                let sp = SourcePartition::new(source, p);
+                current = Some((p, self.reach.remove(&sp).unwrap_or_default()));
+            }
+            let Some((_, running)) = current.as_mut() else {
+                unreachable!("set above")
+            };
+            let reach = running
+                .before(o)
+                .map_or(i64::MIN, |m| m.saturating_sub(behind));
+            if self.is_late(t) || self.last_end(t) <= reach {
+                late_row[r] = true;
+                any_late = true;
+                continue;
+            }
+            if self.first_end(t) <= reach {
+                reach_of[r] = reach;
+                any_partial = true;
+            }
+            running.windowed(o, t);
+        }
+        if let Some((q, done)) = current {
+            self.reach.insert(SourcePartition::new(source, q), done);
+        }
+        if !any_late && !any_partial {
+            return (pieces, Vec::new());
+        }
+        let mut keep = Vec::with_capacity(pieces.len());
+        let mut late = Vec::new();
+        for piece in pieces {
+            let (gone, stay): (Vec<u32>, Vec<u32>) = (0..piece.rows.len() as u32)
+                .partition(|&i| late_row[piece.rows[i as usize] as usize]);
+            late.extend(gone.iter().map(|&i| piece.rows[i as usize]));
+            if stay.is_empty() {
+                continue;
+            }
+            let mut piece = if gone.is_empty() {
+                piece
+            } else {
+                piece.select(&stay, &decoded.partition, &decoded.offset)
+            };
+            if piece.rows.iter().any(|&r| reach_of[r as usize] != i64::MIN) {
+                piece.reach = Some(piece.rows.iter().map(|&r| reach_of[r as usize]).collect());
+            }
+            keep.push(piece);
+        }
+        late.sort_unstable();
+        (keep, late)
     }
 
     /// Adds decoded events of source 0. The caller has already diverted
@@ -367,10 +537,14 @@ impl Windower {
             }
             let pane = self.panes.entry(piece.pane_start).or_default();
             pane.rows += n;
-            pane.batches
-                .entry(piece.source)
-                .or_default()
-                .push(piece.batch);
+            let reach = piece.reach.map(|r| {
+                let max = r.iter().copied().max().unwrap_or(i64::MIN);
+                (r, max)
+            });
+            pane.batches.entry(piece.source).or_default().push(Held {
+                batch: piece.batch,
+                reach,
+            });
             for (p, r) in piece.offsets {
                 OffsetRange::merge(&mut pane.offsets, p, r);
             }
@@ -415,14 +589,12 @@ impl Windower {
                 offsets: BTreeMap::new(),
             };
             for (_, pane) in self.panes.range(start..end) {
-                for (&source, batches) in &pane.batches {
-                    window
-                        .batches
-                        .entry(source)
-                        .or_default()
-                        .extend(batches.iter().cloned());
+                for (&source, held) in &pane.batches {
+                    for (batch, rows) in held.iter().filter_map(|h| h.rows_for(end)) {
+                        window.batches.entry(source).or_default().push(batch);
+                        window.rows += rows;
+                    }
                 }
-                window.rows += pane.rows;
                 for (&p, &r) in &pane.offsets {
                     OffsetRange::merge(&mut window.offsets, p, r);
                 }

@@ -30,6 +30,11 @@ pub struct PanePiece {
     pub clocks: Vec<(SourcePartition, i64)>,
     /// Per source partition: the offsets the piece holds.
     pub offsets: Vec<(SourcePartition, OffsetRange)>,
+    /// Per row, when some row's own partition had already passed some (not
+    /// all) of its windows: the row joins only windows ending after its
+    /// value ([`super::Windower::divert_late`] sets it). `None`: every row
+    /// joins every window holding it.
+    pub reach: Option<Vec<i64>>,
 }
 
 impl PanePiece {
@@ -46,6 +51,7 @@ impl PanePiece {
             max_event_ms: i64::MIN,
             clocks: Vec::new(),
             offsets: Vec::new(),
+            reach: None,
         }
     }
 
@@ -77,6 +83,28 @@ impl PanePiece {
 
     pub fn num_rows(&self) -> usize {
         self.rows.len()
+    }
+
+    /// The piece cut down to the rows at `positions` (ascending positions
+    /// within this piece), with its bounds, clocks and offsets recomputed.
+    pub fn select(&self, positions: &[u32], partition: &[i32], offset: &[i64]) -> PanePiece {
+        let mut out = PanePiece::new(self.pane_start, self.source);
+        for &i in positions {
+            let row = self.rows[i as usize];
+            out.add(
+                row,
+                self.event_time_ms[i as usize],
+                partition[row as usize],
+                offset[row as usize],
+            );
+        }
+        let idx = UInt32Array::from(positions.to_vec());
+        out.batch = take_record_batch(&self.batch, &idx).expect("positions are in bounds");
+        out.reach = self
+            .reach
+            .as_ref()
+            .map(|r| positions.iter().map(|&i| r[i as usize]).collect());
+        out
     }
 }
 
