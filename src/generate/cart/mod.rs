@@ -127,6 +127,32 @@ pub struct CartConfig {
     pub discrete_values: usize,
     /// Fewer training rows are refused.
     pub min_rows: usize,
+    /// The order columns are synthesised in (each conditioned on the ones
+    /// before it).
+    #[serde(skip_serializing_if = "Visit::is_table")]
+    pub visit: Visit,
+}
+
+/// Synthesis order of a CART model's columns. Rules (lookups, formulas,
+/// null patterns) always move a column after the columns they read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visit {
+    /// The training table's column order (synthpop's default).
+    #[default]
+    Table,
+    /// Columns with fewer distinct values first (flags, codes, small
+    /// counts; ties and every column of more than `discrete_values` values
+    /// in table order), so a diagnosis flag is drawn before the labs it
+    /// explains and conditions them, instead of being drawn last from the
+    /// synthesised labs, where their joint errors add up.
+    FewestValuesFirst,
+}
+
+impl Visit {
+    fn is_table(&self) -> bool {
+        *self == Visit::Table
+    }
 }
 
 impl Default for CartConfig {
@@ -144,6 +170,7 @@ impl Default for CartConfig {
             max_decimals: 4,
             discrete_values: 32,
             min_rows: 20,
+            visit: Visit::Table,
         }
     }
 }
@@ -540,7 +567,15 @@ pub fn fit(
         deps[*c].push(rule.source.column());
         null_rule[*c] = Some(rule.clone());
     }
-    let visit = visit_order(&deps);
+    let rank: Vec<usize> = match config.visit {
+        Visit::Table => vec![0; p],
+        Visit::FewestValuesFirst => train
+            .columns
+            .iter()
+            .map(|c| distinct_values(&c.values, config.discrete_values + 1))
+            .collect(),
+    };
+    let visit = visit_order(&deps, &rank);
 
     // Predictors, binned once.
     let probe_columns: Vec<ColumnModel> = train
@@ -634,14 +669,41 @@ fn stable_formula(f: &Formula) -> Formula {
     }
 }
 
-/// Table order, each column moved after the columns its rules read.
-fn visit_order(deps: &[Vec<usize>]) -> Vec<usize> {
+/// Distinct non-missing values of a column, counted up to `cap`.
+fn distinct_values(values: &ColumnValues, cap: usize) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    let keys: Box<dyn Iterator<Item = u64>> = match values {
+        ColumnValues::Numeric(v) => Box::new(
+            v.iter()
+                .filter(|x| !x.is_nan())
+                .map(|x| (x + 0.0).to_bits()),
+        ),
+        ColumnValues::Categorical { codes, .. } => Box::new(
+            codes
+                .iter()
+                .filter(|&&c| c != NULL_CODE)
+                .map(|&c| u64::from(c)),
+        ),
+    };
+    for k in keys {
+        seen.insert(k);
+        if seen.len() >= cap {
+            break;
+        }
+    }
+    seen.len()
+}
+
+/// By `rank`, then table order, each column moved after the columns its
+/// rules read.
+fn visit_order(deps: &[Vec<usize>], rank: &[usize]) -> Vec<usize> {
     let p = deps.len();
     let mut placed = vec![false; p];
     let mut order = Vec::with_capacity(p);
     while order.len() < p {
         let next = (0..p)
-            .find(|&c| !placed[c] && deps[c].iter().all(|&d| placed[d]))
+            .filter(|&c| !placed[c] && deps[c].iter().all(|&d| placed[d]))
+            .min_by_key(|&c| (rank[c], c))
             // Rules are acyclic by construction; never loop forever.
             .or_else(|| (0..p).find(|&c| !placed[c]))
             .expect("an unplaced column");

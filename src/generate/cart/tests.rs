@@ -424,3 +424,99 @@ fn samples_do_not_pile_up_on_the_training_extremes() {
     assert!((reflect(2.5, 0.0, 1.0) - 0.5).abs() < 1e-12);
     assert_eq!(reflect(3.0, 2.0, 2.0), 2.0);
 }
+
+/// `visit = "fewest_values_first"`: the flags and codes come first (so a
+/// diagnosis conditions the labs instead of being drawn from them), the
+/// continuous columns keep table order, and every rule still reads only
+/// columns drawn before it.
+#[test]
+fn fewest_values_first_draws_flags_before_labs_and_keeps_rules_in_order() {
+    let t = clinical(3000, 4);
+    let config = CartConfig {
+        visit: Visit::FewestValuesFirst,
+        ..CartConfig::default()
+    };
+    let model = fit(&t, &config, 3, None).unwrap();
+    let names: Vec<&str> = model
+        .visit
+        .iter()
+        .map(|&c| model.columns[c].name.as_str())
+        .collect();
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    // The two-valued column first; `alive` is read from `death_day`'s nulls,
+    // so it waits for it.
+    assert_eq!(names[0], "sex", "{names:?}");
+    assert!(at("alive") > at("death_day"), "{names:?}");
+    // Codes (8 values), their groups (3, a lookup of the code) and a small
+    // count (20) before any continuous lab or measurement.
+    for lab in ["hba1c", "weight", "height", "age"] {
+        for first in ["code", "group", "los"] {
+            assert!(at(first) < at(lab), "{first} before {lab}: {names:?}");
+        }
+    }
+    assert!(at("code") < at("group"), "{names:?}");
+    // Continuous columns (more than `discrete_values` values) in table order.
+    assert!(at("age") < at("weight") && at("weight") < at("height") && at("height") < at("hba1c"));
+    // The derived column after its sources.
+    assert!(
+        at("bmi") > at("weight") && at("bmi") > at("height"),
+        "{names:?}"
+    );
+    // The order is the model's: a saved model samples the same rows.
+    let json = serde_json::to_string(&model).unwrap();
+    assert!(json.contains("\"visit\":\"fewest_values_first\""));
+    let back: CartModel = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        back.sample(500, 3).content_sha256(),
+        model.sample(500, 3).content_sha256()
+    );
+    // The default leaves a model's JSON (and so its hash) as before.
+    let table = fit(&t, &CartConfig::default(), 3, None).unwrap();
+    let json = serde_json::to_string(&table).unwrap();
+    assert!(
+        !json.contains("fewest_values_first"),
+        "table order is not written"
+    );
+    assert_eq!(
+        table.visit[0], 0,
+        "table order starts with the first column"
+    );
+}
+
+/// A diagnosis flag last in the table explains the lab before it: drawn
+/// first, it keeps its prevalence and the lab's two modes.
+#[test]
+fn a_flag_drawn_first_keeps_its_prevalence_and_the_lab_it_explains() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let n = 4000;
+    let mut lab = Vec::new();
+    let mut flag = Vec::new();
+    for _ in 0..n {
+        let sick = rng.random_bool(0.1);
+        let x: f64 = if sick { 8.0 } else { 5.4 } + Normal::new(0.0, 0.5).unwrap().sample(&mut rng);
+        lab.push((x * 10.0).round() / 10.0);
+        flag.push(Some(if sick { "yes" } else { "no" }));
+    }
+    let t = Table::new(vec![
+        Column::numeric("hba1c", lab),
+        Column::categorical("diabetes", &flag),
+    ]);
+    let config = CartConfig {
+        visit: Visit::FewestValuesFirst,
+        ..CartConfig::default()
+    };
+    let model = fit(&t, &config, 3, None).unwrap();
+    assert_eq!(model.visit, vec![1, 0]);
+    let s = model.sample(n, 5);
+    let d = s.column("diabetes").unwrap();
+    let hb = num(&s, "hba1c");
+    let sick: Vec<usize> = (0..n).filter(|&r| d.label(r) == Some("yes")).collect();
+    let share = sick.len() as f64 / n as f64;
+    // Binomial sd of the share at n = 4000 is 0.0047: 4 sd.
+    assert!((share - 0.1).abs() < 0.02, "prevalence {share}");
+    let sick_mean = sick.iter().map(|&r| hb[r]).sum::<f64>() / sick.len() as f64;
+    assert!(
+        (sick_mean - 8.0).abs() < 0.15,
+        "lab of the flagged {sick_mean}"
+    );
+}
