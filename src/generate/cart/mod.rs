@@ -403,14 +403,16 @@ fn validate_table(train: &Table, config: &CartConfig) -> Result<usize, CartError
     Ok(n)
 }
 
-/// Column kinds from the data: ranges, grids, levels and pools.
-fn column_kind(column: &Column, n: usize, config: &CartConfig) -> Kind {
+/// Column kinds from the data: ranges, grids, levels and pools; with the
+/// column's number of distinct non-missing values, which the visit order
+/// ranks by.
+fn column_kind(column: &Column, n: usize, config: &CartConfig) -> (Kind, usize) {
     match &column.values {
         ColumnValues::Numeric(v) => {
             let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
             let null_rate = json_stable((n - present.len()) as f64 / n as f64);
             if present.is_empty() {
-                return Kind::Numeric {
+                let kind = Kind::Numeric {
                     min: 0.0,
                     max: 0.0,
                     decimals: None,
@@ -418,6 +420,7 @@ fn column_kind(column: &Column, n: usize, config: &CartConfig) -> Kind {
                     discrete: true,
                     null_rate,
                 };
+                return (kind, 0);
             }
             let min = present.iter().copied().fold(f64::INFINITY, f64::min);
             let max = present.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -426,14 +429,15 @@ fn column_kind(column: &Column, n: usize, config: &CartConfig) -> Kind {
             distinct.sort_by(f64::total_cmp);
             distinct.dedup();
             let step = decimals.and_then(|d| grid_step(&distinct, min, d));
-            Kind::Numeric {
+            let kind = Kind::Numeric {
                 min,
                 max,
                 decimals,
                 step,
                 discrete: distinct.len() <= config.discrete_values,
                 null_rate,
-            }
+            };
+            (kind, distinct.len())
         }
         ColumnValues::Categorical { codes, dictionary } => {
             let mut counts = vec![0usize; dictionary.len()];
@@ -471,12 +475,13 @@ fn column_kind(column: &Column, n: usize, config: &CartConfig) -> Kind {
                 .collect();
             let null_level =
                 (nulls > 0).then(|| (level_codes.len() + usize::from(pooled > 0)) as u32);
-            Kind::Categorical {
+            let kind = Kind::Categorical {
                 dictionary: dictionary.clone(),
                 level_codes,
                 pool,
                 null_level,
-            }
+            };
+            (kind, seen.len())
         }
     }
 }
@@ -534,11 +539,11 @@ pub fn fit(
         });
     }
     let _ = seed; // The fit is deterministic; the seed is kept for the record.
-    let kinds: Vec<Kind> = train
+    let (kinds, distinct): (Vec<Kind>, Vec<usize>) = train
         .columns
         .iter()
         .map(|c| column_kind(c, n, config))
-        .collect();
+        .unzip();
     let decimals: Vec<Option<u32>> = kinds
         .iter()
         .map(|k| match k {
@@ -567,12 +572,13 @@ pub fn fit(
         deps[*c].push(rule.source.column());
         null_rule[*c] = Some(rule.clone());
     }
+    // Columns of more than `discrete_values` values all rank alike, so
+    // they keep table order.
     let rank: Vec<usize> = match config.visit {
         Visit::Table => vec![0; p],
-        Visit::FewestValuesFirst => train
-            .columns
+        Visit::FewestValuesFirst => distinct
             .iter()
-            .map(|c| distinct_values(&c.values, config.discrete_values + 1))
+            .map(|&d| d.min(config.discrete_values + 1))
             .collect(),
     };
     let visit = visit_order(&deps, &rank);
@@ -667,31 +673,6 @@ fn stable_formula(f: &Formula) -> Formula {
         },
         ref other => other.clone(),
     }
-}
-
-/// Distinct non-missing values of a column, counted up to `cap`.
-fn distinct_values(values: &ColumnValues, cap: usize) -> usize {
-    let mut seen = std::collections::HashSet::new();
-    let keys: Box<dyn Iterator<Item = u64>> = match values {
-        ColumnValues::Numeric(v) => Box::new(
-            v.iter()
-                .filter(|x| !x.is_nan())
-                .map(|x| (x + 0.0).to_bits()),
-        ),
-        ColumnValues::Categorical { codes, .. } => Box::new(
-            codes
-                .iter()
-                .filter(|&&c| c != NULL_CODE)
-                .map(|&c| u64::from(c)),
-        ),
-    };
-    for k in keys {
-        seen.insert(k);
-        if seen.len() >= cap {
-            break;
-        }
-    }
-    seen.len()
 }
 
 /// By `rank`, then table order, each column moved after the columns its

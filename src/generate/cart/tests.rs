@@ -427,8 +427,8 @@ fn samples_do_not_pile_up_on_the_training_extremes() {
 
 /// `visit = "fewest_values_first"`: the flags and codes come first (so a
 /// diagnosis conditions the labs instead of being drawn from them), the
-/// continuous columns keep table order, and every rule still reads only
-/// columns drawn before it.
+/// continuous columns keep table order, and columns the rules derive still
+/// come after the columns they read.
 #[test]
 fn fewest_values_first_draws_flags_before_labs_and_keeps_rules_in_order() {
     let t = clinical(3000, 4);
@@ -484,7 +484,7 @@ fn fewest_values_first_draws_flags_before_labs_and_keeps_rules_in_order() {
 }
 
 /// A diagnosis flag last in the table explains the lab before it: drawn
-/// first, it keeps its prevalence and the lab's two modes.
+/// first, it keeps its prevalence and the level of the lab in flagged rows.
 #[test]
 fn a_flag_drawn_first_keeps_its_prevalence_and_the_lab_it_explains() {
     let mut rng = StdRng::seed_from_u64(9);
