@@ -26,6 +26,7 @@ reaches at this size.
 Usage: python bench.py OUT_DIR [--tables opt,flchain,nafld1,medpar]
        [--resynth target/release/resynth] [--seed 0] [--ctgan-epochs 300]
        [--skip-ctgan]
+       python bench.py --render OUT_DIR/bench.json   (the table of a finished run)
 """
 
 import argparse
@@ -253,12 +254,18 @@ def main():
     print(table_md(results))
 
 
+def render(path):
+    """The Markdown table of a finished run's bench.json."""
+    print(table_md(json.load(open(path))))
+
+
 def table_md(results):
     f = lambda x, p=3: "–" if x is None else (f"{x:.{p}f}" if isinstance(x, float) else str(x))  # noqa: E731
     lines = ["| table | generator | fit+sample s | detection AUC | 2-way | 3-way | shapes | trends "
              "| TSTR / TRTR | gate (failed operators) |", "|" + "---|" * 10]
     for r in results:
-        if "error" in r:
+        # validate() records "error": None when it ran; only a set error is one.
+        if r.get("error"):
             lines.append(f"| {r['table']} | {r['generator']} | error: {r['error'][:80]} |")
             continue
         gate = r.get("verdict", "–") + ("" if not r.get("failed") else " (" + ", ".join(r["failed"]) + ")")
@@ -270,4 +277,7 @@ def table_md(results):
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--render":
+        render(sys.argv[2])
+    else:
+        main()
